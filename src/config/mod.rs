@@ -1,0 +1,605 @@
+//! The board file: one TOML file that says which sensors a device has, how they are wired,
+//! which tags every reading carries, where the queue lives and where data goes. It is parsed
+//! into typed structs and validated once, at start; every error names the file, the line, the
+//! key and what was expected, because the person reading it is an installer in a barn.
+
+pub mod units;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a board file could not be used. The message is meant for the person who wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key has the wrong name, type or unit.
+    #[error("{path}:{line}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    #[serde(default)]
+    pub device: DeviceConfig,
+    /// Tags added to every reading of this device.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default, rename = "sensor")]
+    pub sensors: Vec<SensorConfig>,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub upload: Option<UploadConfig>,
+    #[serde(default)]
+    pub clock: ClockConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// `"auto"`: the Pi's serial number, else /etc/machine-id; or a literal id.
+    #[serde(default = "auto")]
+    pub id: String,
+    /// A small per-device file (`id` and `[tags]`) laid over this board file, so one board file
+    /// serves a whole fleet.
+    #[serde(default)]
+    pub overlay: Option<PathBuf>,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            id: auto(),
+            overlay: None,
+        }
+    }
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// One `[[sensor]]` table. Keys that only some kinds use are optional here and checked per
+/// kind by `validate`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    /// Becomes the `sensor_id` tag.
+    pub id: String,
+    pub kind: SensorKind,
+    #[serde(default = "default_measurement")]
+    pub measurement: String,
+    #[serde(default = "default_interval", with = "units::duration")]
+    pub interval: Duration,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Seed for simulated sensors; by default derived from the sensor id.
+    pub seed: Option<u64>,
+    /// I2C bus device.
+    pub bus: Option<PathBuf>,
+    /// I2C address; each chip has its default.
+    pub address: Option<u8>,
+    /// GPIO chip (`"gpiochip0"` or a path) and line offset, or a line name like `"GPIO17"`.
+    pub chip: Option<String>,
+    pub line: Option<u32>,
+    pub line_name: Option<String>,
+    #[serde(default)]
+    pub active_low: bool,
+    pub bias: Option<Bias>,
+    #[serde(default, with = "units::duration::option")]
+    pub debounce: Option<Duration>,
+    /// sysfs roots, so tests and unusual boards can point readers elsewhere.
+    pub w1_root: Option<PathBuf>,
+    pub iio_root: Option<PathBuf>,
+    pub iio_device: Option<String>,
+    pub path: Option<PathBuf>,
+    /// DS18B20 serial (`"28-…"`) or `"auto"` when exactly one is present.
+    pub serial: Option<String>,
+}
+
+fn default_measurement() -> String {
+    "iot_metrics".into()
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorKind {
+    SimulatedClimate,
+    SimulatedMotion,
+    SimulatedDoor,
+    Sht3x,
+    Shtc3,
+    Bme280,
+    Aht20,
+    Htu21d,
+    Ds18b20,
+    Dht22,
+    SocTemp,
+    Pir,
+    ReedSwitch,
+}
+
+impl SensorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SensorKind::SimulatedClimate => "simulated_climate",
+            SensorKind::SimulatedMotion => "simulated_motion",
+            SensorKind::SimulatedDoor => "simulated_door",
+            SensorKind::Sht3x => "sht3x",
+            SensorKind::Shtc3 => "shtc3",
+            SensorKind::Bme280 => "bme280",
+            SensorKind::Aht20 => "aht20",
+            SensorKind::Htu21d => "htu21d",
+            SensorKind::Ds18b20 => "ds18b20",
+            SensorKind::Dht22 => "dht22",
+            SensorKind::SocTemp => "soc_temp",
+            SensorKind::Pir => "pir",
+            SensorKind::ReedSwitch => "reed_switch",
+        }
+    }
+
+    /// Sensors that report edges as events as well as a periodic state.
+    pub fn has_events(self) -> bool {
+        matches!(
+            self,
+            SensorKind::SimulatedMotion
+                | SensorKind::SimulatedDoor
+                | SensorKind::Pir
+                | SensorKind::ReedSwitch
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bias {
+    PullUp,
+    PullDown,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Default: `$STATE_DIRECTORY/queue.db` under systemd, else `fieldlink-data/queue.db`.
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_max_bytes", with = "units::size")]
+    pub max_bytes: u64,
+    #[serde(default = "default_max_age", with = "units::duration")]
+    pub max_age: Duration,
+    /// How long readings wait in memory before one grouped commit: the loss window on power cut.
+    #[serde(default = "default_commit_interval", with = "units::duration")]
+    pub commit_interval: Duration,
+    /// Width of the windows that old routine readings are averaged into when the queue is full.
+    #[serde(default = "default_downsample_window", with = "units::duration")]
+    pub downsample_window: Duration,
+}
+
+fn default_max_bytes() -> u64 {
+    64 << 20
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(30 * 86400)
+}
+fn default_commit_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_downsample_window() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            path: None,
+            max_bytes: default_max_bytes(),
+            max_age: default_max_age(),
+            commit_interval: default_commit_interval(),
+            downsample_window: default_downsample_window(),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Where the queue file lives once defaults are applied.
+    pub fn resolved_path(&self) -> PathBuf {
+        if let Some(path) = &self.path {
+            return path.clone();
+        }
+        match std::env::var_os("STATE_DIRECTORY") {
+            // systemd may pass several directories separated by ':'; the first is ours.
+            Some(dirs) => {
+                let first = dirs
+                    .to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                PathBuf::from(first).join("queue.db")
+            }
+            None => PathBuf::from("fieldlink-data/queue.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    V1,
+    V2,
+    V3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    pub url: String,
+    pub api: Api,
+    /// v1 and v3.
+    pub database: Option<String>,
+    /// v1 retention policy.
+    pub retention_policy: Option<String>,
+    /// v2.
+    pub org: Option<String>,
+    pub bucket: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_batch_lines")]
+    pub batch_lines: usize,
+    #[serde(default = "default_batch_bytes", with = "units::size")]
+    pub batch_bytes: u64,
+    #[serde(default = "yes")]
+    pub gzip: bool,
+    #[serde(default = "default_timeout", with = "units::duration")]
+    pub timeout: Duration,
+    /// Drain pace after an outage, so a fleet coming back does not stampede the server.
+    #[serde(default = "default_max_points_per_second")]
+    pub max_points_per_second: u32,
+    /// A private CA bundle (PEM) instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Allow a token over plain http to a host that is not loopback.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+}
+
+fn default_batch_lines() -> usize {
+    5000
+}
+fn default_batch_bytes() -> u64 {
+    1 << 20
+}
+fn yes() -> bool {
+    true
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_points_per_second() -> u32 {
+    5000
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// Hold readings back until the system clock is known to be synchronised.
+    #[serde(default)]
+    pub require_sync: bool,
+}
+
+/// The per-device overlay file: identity and extra tags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overlay {
+    #[serde(default)]
+    device: Option<OverlayDevice>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverlayDevice {
+    id: Option<String>,
+}
+
+impl Board {
+    /// Read, parse and validate a board file (and its overlay, if it names one).
+    pub fn load(path: &Path) -> Result<Board, ConfigError> {
+        let text = read(path)?;
+        let mut board: Board = toml::from_str(&text).map_err(|e| toml_error(path, &text, e))?;
+        if let Some(overlay_path) = board.device.overlay.clone() {
+            let overlay_text = read(&overlay_path)?;
+            let overlay: Overlay = toml::from_str(&overlay_text)
+                .map_err(|e| toml_error(&overlay_path, &overlay_text, e))?;
+            if let Some(id) = overlay.device.and_then(|d| d.id) {
+                board.device.id = id;
+            }
+            board.tags.extend(overlay.tags);
+        }
+        board
+            .validate()
+            .map_err(|(section, index, key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: find_line(&text, section, index, key),
+                key: match index {
+                    Some(i) => format!("{section}[{i}].{key}"),
+                    None if section.is_empty() => key.to_string(),
+                    None => format!("{section}.{key}"),
+                },
+                message,
+            })?;
+        Ok(board)
+    }
+
+    /// Checks serde cannot express: per-kind keys, tag values InfluxDB cannot carry, unique ids.
+    /// Returns (section, sensor index, key, message) so the caller can find the line.
+    fn validate(&self) -> Result<(), (&'static str, Option<usize>, &'static str, String)> {
+        for (key, value) in &self.tags {
+            check_tag("tags", key, value).map_err(|m| ("tags", None, "", m))?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, sensor) in self.sensors.iter().enumerate() {
+            let fail = |key: &'static str, message: String| ("sensor", Some(i), key, message);
+            if sensor.id.is_empty() || !seen.insert(sensor.id.as_str()) {
+                return Err(fail(
+                    "id",
+                    format!(
+                        "sensor id `{}` is empty or used twice; each sensor needs its own id",
+                        sensor.id
+                    ),
+                ));
+            }
+            check_tag("tags", "sensor_id", &sensor.id).map_err(|m| fail("id", m))?;
+            for (key, value) in &sensor.tags {
+                check_tag("tags", key, value).map_err(|m| fail("tags", m))?;
+            }
+            if sensor.measurement.is_empty() {
+                return Err(fail(
+                    "measurement",
+                    "expected a non-empty measurement name".into(),
+                ));
+            }
+            if sensor.interval < Duration::from_millis(10) {
+                return Err(fail("interval", "expected at least \"10ms\"".into()));
+            }
+            let gpio = matches!(sensor.kind, SensorKind::Pir | SensorKind::ReedSwitch);
+            if gpio && sensor.line.is_none() && sensor.line_name.is_none() {
+                return Err(fail(
+                    "line",
+                    "a GPIO sensor needs `line` (with `chip`) or `line_name` (e.g. \"GPIO17\")"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(upload) = &self.upload {
+            let need = |key: &'static str, value: &Option<String>, api: &str| match value {
+                Some(v) if !v.is_empty() => Ok(()),
+                _ => Err((
+                    "upload",
+                    None,
+                    key,
+                    format!("api = \"{api}\" needs `{key}`"),
+                )),
+            };
+            match upload.api {
+                Api::V1 => need("database", &upload.database, "v1")?,
+                Api::V2 => {
+                    need("org", &upload.org, "v2")?;
+                    need("bucket", &upload.bucket, "v2")?;
+                }
+                Api::V3 => need("database", &upload.database, "v3")?,
+            }
+            if !(upload.url.starts_with("http://") || upload.url.starts_with("https://")) {
+                return Err((
+                    "upload",
+                    None,
+                    "url",
+                    format!("expected an http:// or https:// URL, got `{}`", upload.url),
+                ));
+            }
+            if upload.token_env.is_some() && upload.token_file.is_some() {
+                return Err((
+                    "upload",
+                    None,
+                    "token_file",
+                    "set either `token_env` or `token_file`, not both".into(),
+                ));
+            }
+            if upload.batch_lines == 0 || upload.batch_bytes < 1024 {
+                return Err((
+                    "upload",
+                    None,
+                    "batch_lines",
+                    "expected batch_lines ≥ 1 and batch_bytes ≥ 1KiB".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// InfluxDB cannot carry a tag value that is empty, ends with a backslash, or has a backslash
+/// right before a space, comma or equals sign: it comes back different. Refuse it here.
+pub fn check_tag(_section: &str, key: &str, value: &str) -> Result<(), String> {
+    for text in [key, value] {
+        if text.is_empty() {
+            return Err(format!(
+                "tag `{key}` has an empty key or value; InfluxDB drops such tags"
+            ));
+        }
+        if text.ends_with('\\')
+            || text.contains("\\ ")
+            || text.contains("\\,")
+            || text.contains("\\=")
+        {
+            return Err(format!(
+                "tag `{key}` = `{value}`: a backslash at the end or before a space, comma or `=` cannot round-trip through InfluxDB"
+            ));
+        }
+        if text.contains('\n') || text.contains('\r') {
+            return Err(format!(
+                "tag `{key}` contains a line break; line protocol cannot carry it"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Turn a TOML/serde error into file:line, the key at that line, and serde's expectation.
+fn toml_error(path: &Path, text: &str, err: toml::de::Error) -> ConfigError {
+    let offset = err.span().map(|s| s.start).unwrap_or(0);
+    let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let key_here = line_text.split('=').next().unwrap_or("").trim();
+    let section = text[..offset.min(text.len())]
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .map(|l| l.trim().trim_matches(|c| c == '[' || c == ']').to_string());
+    let key = match (section, line_text.contains('=')) {
+        (Some(s), true) => format!("{s}.{key_here}"),
+        (None, true) => key_here.to_string(),
+        (Some(s), false) => s,
+        (None, false) => "(top level)".into(),
+    };
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        key,
+        message: err.message().to_string(),
+    }
+}
+
+/// Find the line of `key` inside `[section]` (or the `index`th `[[section]]`), for errors found
+/// after parsing. Falls back to the section header, then to line 1.
+fn find_line(text: &str, section: &str, index: Option<usize>, key: &str) -> usize {
+    let mut seen = 0usize;
+    let mut in_section = section.is_empty();
+    let mut header_line = 1;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            let name = line.trim_matches(|c| c == '[' || c == ']').trim();
+            in_section = false;
+            if name == section {
+                if line.starts_with("[[") {
+                    in_section = index == Some(seen);
+                    seen += 1;
+                } else {
+                    in_section = true;
+                }
+                if in_section {
+                    header_line = n + 1;
+                }
+            }
+            continue;
+        }
+        if in_section && !key.is_empty() && line.split('=').next().map(str::trim) == Some(key) {
+            return n + 1;
+        }
+    }
+    header_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load(text: &str) -> Result<Board, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        Board::load(file.path())
+    }
+
+    const SENSOR: &str = "[[sensor]]\nid = \"T1\"\nkind = \"simulated_climate\"\n";
+
+    #[test]
+    fn a_minimal_board_gets_sensible_defaults() {
+        let board = load(SENSOR).unwrap();
+        assert_eq!(board.device.id, "auto");
+        assert_eq!(board.sensors[0].measurement, "iot_metrics");
+        assert_eq!(board.sensors[0].interval, Duration::from_secs(10));
+        assert_eq!(board.queue.commit_interval, Duration::from_secs(5));
+        assert!(board.upload.is_none());
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_and_key() {
+        let err = load(&format!("{SENSOR}colour = \"red\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":4: key `sensor.colour`"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_is_expected() {
+        let err = load(&format!("{SENSOR}interval = \"5 parsecs\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":4: key `sensor.interval`"), "{err}");
+        assert!(err.contains("unknown unit"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let err = load("[queue]\nmax_bytes = 12\n").unwrap_err().to_string();
+        assert!(err.contains(":2: key `queue.max_bytes`"), "{err}");
+    }
+
+    #[test]
+    fn a_v2_upload_without_bucket_is_refused_at_its_section() {
+        let err = load(&format!(
+            "{SENSOR}[upload]\nurl = \"http://x\"\napi = \"v2\"\norg = \"o\"\n"
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("key `upload.bucket`") && text.contains("needs `bucket`"),
+            "{text}"
+        );
+        assert!(text.contains(":4:"), "{text}");
+    }
+
+    #[test]
+    fn a_tag_value_ending_in_backslash_is_refused() {
+        let err = load(&format!("[tags]\nzone = 'a\\'\n{SENSOR}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backslash"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_sensor_ids_point_at_the_second_one() {
+        let err = load(&format!("{SENSOR}{SENSOR}")).unwrap_err().to_string();
+        assert!(err.contains(":5: key `sensor[1].id`"), "{err}");
+    }
+}

@@ -1,0 +1,11 @@
+//! fieldlink: an offline-first sensor agent for Raspberry Pi fleets.
+//!
+//! Data flows through the modules in this order: [`config`] (the board file) → [`sensors`]
+//! (drivers) → [`sampler`] (timestamps) → [`queue`] (SQLite store-and-forward) →
+//! [`upload`] (line protocol, gzip, HTTP) → InfluxDB. [`agent`] wires them into threads and
+//! [`cli`] is the command line.
+
+pub mod clock;
+pub mod config;
+pub mod reading;
+pub mod sensors;
