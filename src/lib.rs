@@ -6,6 +6,8 @@
 //! [`cli`] is the command line.
 
 pub mod clock;
+pub mod line_protocol;
+pub mod queue;
 pub mod config;
 pub mod reading;
 pub mod sensors;

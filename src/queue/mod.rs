@@ -1,0 +1,442 @@
+//! The store-and-forward queue: a SQLite file in WAL mode on the SD card.
+//!
+//! Rules it keeps: a reading leaves `readings` only when the server acknowledged it, or when a
+//! stated policy removes it (then it is counted by reason); writes are grouped into one
+//! transaction per commit window; every hot-path statement is an index seek, so pushing and
+//! taking a batch cost the same with ten rows queued as with ten million. Each thread that
+//! touches the queue opens its own `Queue` (its own connection).
+
+mod batch;
+mod schema;
+
+pub use batch::Batch;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why the queue could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The queue's directory is missing (and its parent too) or cannot be written.
+    #[error("queue directory {path}: {message}")]
+    Directory { path: PathBuf, message: String },
+    /// The disk (or the file system's quota) is full; the caller keeps readings in memory.
+    #[error("queue {path}: disk full")]
+    DiskFull { path: PathBuf },
+    /// Any other SQLite failure, with the file it happened on.
+    #[error("queue {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// A reading with a trusted timestamp, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReading {
+    pub series: i64,
+    pub time_ns: i64,
+    pub fields: String,
+    pub event: bool,
+}
+
+/// A reading taken while the wall clock was not trusted: stored with its boot and monotonic time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldReading {
+    pub series: i64,
+    pub boot: String,
+    pub mono_ns: i64,
+    pub wall_ns: i64,
+    pub fields: String,
+    pub event: bool,
+}
+
+/// What `status` shows about the queue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueStats {
+    /// Readings waiting for upload.
+    pub depth: i64,
+    /// Sampling time of the oldest waiting reading.
+    pub oldest_ns: Option<i64>,
+    /// Readings held back until the clock is trusted.
+    pub held: i64,
+    pub oldest_held_wall_ns: Option<i64>,
+    pub dead_letters: i64,
+    /// Bytes the live pages of the file take (the file minus its free pages).
+    pub bytes: u64,
+}
+
+/// Counter names, so every place that counts uses the same words.
+pub mod counter {
+    /// Readings accepted into the queue.
+    pub const SAMPLED: &str = "sampled";
+    /// Readings the server acknowledged.
+    pub const UPLOADED: &str = "uploaded";
+    /// Routine readings older than `max_age`, removed.
+    pub const EXPIRED: &str = "dropped.expired";
+    /// Routine readings folded into window aggregates when the queue was full.
+    pub const THINNED: &str = "dropped.thinned";
+    /// Readings removed because the queue was full even after thinning.
+    pub const DROPPED_FULL: &str = "dropped.dropped_full";
+    /// Lines the server rejected, moved to the dead-letter table.
+    pub const REJECTED: &str = "dropped.rejected";
+    /// Readings whose time could not be known, moved to the dead-letter table.
+    pub const UNKNOWN_TIME: &str = "dropped.unknown_time";
+    /// Aggregate readings created by thinning (they are uploaded like any other).
+    pub const AGGREGATES: &str = "aggregates";
+    /// Fields left out of a line because line protocol cannot carry them (NaN, infinity).
+    pub const FIELDS_NONFINITE: &str = "fields_dropped.nonfinite";
+    /// Times a corrupt queue file was moved aside and a fresh one started.
+    pub const CORRUPT_RECOVERED: &str = "queue.corrupt_recovered";
+    /// Gauge, not a counter: readings currently waiting (kept exact so status needs no COUNT).
+    pub const QUEUED: &str = "queued";
+    /// Gauge: readings currently held for an untrusted clock.
+    pub const HELD: &str = "held";
+    /// Prefix of per-sensor error counters: `sensor_error.<sensor id>.<reason>`.
+    pub const SENSOR_ERROR_PREFIX: &str = "sensor_error.";
+}
+
+pub struct Queue {
+    conn: Connection,
+    path: PathBuf,
+    series_keys: HashMap<i64, String>,
+}
+
+impl Queue {
+    /// Open (or create) the queue at `path`. A file SQLite cannot read as a database is moved
+    /// aside as `<path>.corrupt-<unix time>` and a fresh queue is started, so a damaged SD card
+    /// never turns into a crash loop.
+    pub fn open(path: &Path) -> Result<Queue, QueueError> {
+        ensure_directory(path)?;
+        match Self::open_checked(path) {
+            Ok(queue) => Ok(queue),
+            Err(QueueError::Sqlite { source, .. }) if is_corruption(&source) => {
+                let aside = move_aside(path)?;
+                log::error!("queue {} is corrupt ({source}); moved it to {} and started a fresh queue", path.display(), aside.display());
+                let mut queue = Self::open_checked(path)?;
+                queue.add_counters(&[(counter::CORRUPT_RECOVERED, 1)])?;
+                Ok(queue)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn open_checked(path: &Path) -> Result<Queue, QueueError> {
+        let err = |source| QueueError::Sqlite { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        // 4 KiB pages match the SD card's flash pages; WAL lets the uploader read while the
+        // sampler writes; FULL makes each grouped commit durable, so the loss window on power
+        // cut is exactly the commit window.
+        conn.execute_batch(
+            "PRAGMA page_size = 4096;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA journal_size_limit = 4194304;
+             PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(err)?;
+        let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(err)?;
+        if check != "ok" {
+            return Err(err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(check),
+            )));
+        }
+        conn.execute_batch(schema::SCHEMA).map_err(err)?;
+        Ok(Queue { conn, path: path.to_path_buf(), series_keys: HashMap::new() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> QueueError {
+        let full = matches!(&source, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull);
+        if full {
+            QueueError::DiskFull { path: self.path.clone() }
+        } else {
+            QueueError::Sqlite { path: self.path.clone(), source }
+        }
+    }
+
+    /// The id of a series key, created on first use.
+    pub fn series_id(&mut self, key: &str) -> Result<i64, QueueError> {
+        let found: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM series WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                self.conn.execute("INSERT INTO series(key) VALUES (?1)", [key]).map_err(|e| self.err(e))?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        self.series_keys.insert(id, key.to_string());
+        Ok(id)
+    }
+
+    fn series_key(&mut self, id: i64) -> Result<String, QueueError> {
+        if let Some(key) = self.series_keys.get(&id) {
+            return Ok(key.clone());
+        }
+        let key: String = self
+            .conn
+            .query_row("SELECT key FROM series WHERE id = ?1", [id], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        self.series_keys.insert(id, key.clone());
+        Ok(key)
+    }
+
+    /// Store readings and bump counters in one transaction: one grouped commit.
+    pub fn push(&mut self, trusted: &[NewReading], held: &[HeldReading], counters: &[(&str, i64)]) -> Result<(), QueueError> {
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+        let result = (|| {
+            {
+                let mut insert = tx.prepare_cached("INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)")?;
+                for r in trusted {
+                    insert.execute(params![r.series, r.time_ns, r.fields, r.event])?;
+                }
+                let mut hold = tx.prepare_cached(
+                    "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for r in held {
+                    hold.execute(params![r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.event])?;
+                }
+            }
+            let mut all: Vec<(&str, i64)> = counters.to_vec();
+            all.push((counter::SAMPLED, (trusted.len() + held.len()) as i64));
+            all.push((counter::QUEUED, trusted.len() as i64));
+            all.push((counter::HELD, held.len() as i64));
+            bump(&tx, &all)?;
+            tx.commit()
+        })();
+        result.map_err(|e| self.err(e))
+    }
+
+    /// The oldest waiting readings as line protocol, at most `max_lines` lines and (unless a
+    /// single line is larger) `max_bytes` bytes. `None` when nothing waits.
+    pub fn next_batch(&mut self, max_lines: usize, max_bytes: usize) -> Result<Option<Batch>, QueueError> {
+        self.batch_where("", max_lines, max_bytes)
+    }
+
+    /// Like `next_batch`, but only readings with an id above `after`: the newest-first lane.
+    pub fn next_batch_after(&mut self, after: i64, max_lines: usize, max_bytes: usize) -> Result<Option<Batch>, QueueError> {
+        self.batch_where(&format!("WHERE id > {after}"), max_lines, max_bytes)
+    }
+
+    fn batch_where(&mut self, filter: &str, max_lines: usize, max_bytes: usize) -> Result<Option<Batch>, QueueError> {
+        let sql = format!("SELECT id, series, time_ns, fields FROM readings {filter} ORDER BY id LIMIT ?1");
+        let rows: Vec<(i64, i64, i64, String)> = {
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mapped = stmt
+                .query_map([max_lines as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+            mapped.collect::<Result<_, _>>().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?
+        };
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut batch = Batch::with_capacity(rows.len(), max_bytes.min(rows.len() * 256));
+        for (id, series, time_ns, fields) in rows {
+            let key = self.series_key(series)?;
+            if !batch.is_empty() && batch.body_len() + 1 + crate::line_protocol::line_len(&key, &fields, time_ns) > max_bytes {
+                break;
+            }
+            batch.push(id, &key, &fields, time_ns);
+        }
+        Ok(Some(batch))
+    }
+
+    /// The server acknowledged these readings: remove them and count them as uploaded. The
+    /// last-upload note is written in the same transaction, so it costs no extra SD write.
+    pub fn ack(&mut self, ids: &[i64], note: &str) -> Result<(), QueueError> {
+        self.remove(ids, &[(counter::UPLOADED, ids.len() as i64)], None, Some(note))
+    }
+
+    /// Move rejected lines to the dead-letter table with the server's message, and ack the rest
+    /// of a batch, all in one transaction.
+    pub fn reject(&mut self, rejected: &[(i64, String)], message: &str, acked: &[i64], at_ns: i64) -> Result<(), QueueError> {
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+        let result = (|| {
+            {
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO dead_letters(line, reason, message, at_ns) VALUES (?1, 'rejected', ?2, ?3)")?;
+                let mut delete = tx.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
+                for (id, line) in rejected {
+                    insert.execute(params![line, message, at_ns])?;
+                    delete.execute([id])?;
+                }
+                for id in acked {
+                    delete.execute([id])?;
+                }
+            }
+            bump(
+                &tx,
+                &[
+                    (counter::REJECTED, rejected.len() as i64),
+                    (counter::UPLOADED, acked.len() as i64),
+                    (counter::QUEUED, -((rejected.len() + acked.len()) as i64)),
+                ],
+            )?;
+            tx.commit()
+        })();
+        result.map_err(|e| self.err(e))
+    }
+
+    fn remove(&mut self, ids: &[i64], counters: &[(&str, i64)], _reason: Option<&str>, note: Option<&str>) -> Result<(), QueueError> {
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+        let result = (|| {
+            {
+                let mut delete = tx.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
+                for id in ids {
+                    delete.execute([id])?;
+                }
+            }
+            let mut all = counters.to_vec();
+            all.push((counter::QUEUED, -(ids.len() as i64)));
+            bump(&tx, &all)?;
+            if let Some(note) = note {
+                set_meta(&tx, "last_upload", note)?;
+            }
+            tx.commit()
+        })();
+        result.map_err(|e| self.err(e))
+    }
+
+    /// Add to counters outside any other write (sensor errors, recoveries).
+    pub fn add_counters(&mut self, counters: &[(&str, i64)]) -> Result<(), QueueError> {
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+        let result = bump(&tx, counters).and_then(|_| tx.commit());
+        result.map_err(|e| self.err(e))
+    }
+
+    /// Every counter and gauge, by name.
+    pub fn counters(&self) -> Result<BTreeMap<String, i64>, QueueError> {
+        let mut stmt = self.conn.prepare_cached("SELECT name, value FROM counters").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, QueueError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), QueueError> {
+        set_meta(&self.conn, key, value).map_err(|e| self.err(e))
+    }
+
+    /// Depth, ages and size, all from counters, index ends and page counts: no table scans.
+    pub fn stats(&self) -> Result<QueueStats, QueueError> {
+        let c = self.counters()?;
+        let one = |sql: &str| -> Result<Option<i64>, QueueError> {
+            self.conn.query_row(sql, [], |r| r.get(0)).optional().map_err(|e| self.err(e))
+        };
+        let pages = one("PRAGMA page_count")?.unwrap_or(0);
+        let free = one("PRAGMA freelist_count")?.unwrap_or(0);
+        let page_size = one("PRAGMA page_size")?.unwrap_or(4096);
+        Ok(QueueStats {
+            depth: c.get(counter::QUEUED).copied().unwrap_or(0),
+            oldest_ns: one("SELECT time_ns FROM readings ORDER BY id LIMIT 1")?,
+            held: c.get(counter::HELD).copied().unwrap_or(0),
+            oldest_held_wall_ns: one("SELECT wall_ns FROM held ORDER BY id LIMIT 1")?,
+            dead_letters: one("SELECT max(id) - min(id) + 1 FROM dead_letters")?.unwrap_or(0),
+            bytes: ((pages - free).max(0) * page_size) as u64,
+        })
+    }
+
+    /// The connection, for the modules that own other parts of the schema (retention, dead
+    /// letters, held readings).
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Run a write transaction that also bumps counters; used by retention and the clock.
+    pub(crate) fn write<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<(T, Vec<(&'static str, i64)>)>,
+    ) -> Result<T, QueueError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+        let result = work(&tx).and_then(|(value, counters)| {
+            bump(&tx, &counters)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        result.map_err(|e| self.err(e))
+    }
+}
+
+fn bump(conn: &Connection, counters: &[(&str, i64)]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO counters(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+    )?;
+    for (name, delta) in counters {
+        if *delta != 0 {
+            stmt.execute(params![name, delta])?;
+        }
+    }
+    Ok(())
+}
+
+fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )
+    .map(|_| ())
+}
+
+fn is_corruption(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _)
+        if matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+}
+
+/// Create the queue's own directory if only it is missing; a missing parent is a
+/// configuration mistake worth a clear error rather than a tree of new directories.
+fn ensure_directory(path: &Path) -> Result<(), QueueError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |message: String| QueueError::Directory { path: dir.to_path_buf(), message };
+    if !dir.exists() {
+        let parent_exists = dir.parent().map(|p| p.as_os_str().is_empty() || p.exists()).unwrap_or(true);
+        if !parent_exists {
+            return Err(fail("does not exist (nor does its parent); create it or set queue.path".into()));
+        }
+        std::fs::create_dir(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+    }
+    let probe = dir.join(".fieldlink-write-test");
+    std::fs::write(&probe, b"").map_err(|e| fail(format!("is not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn move_aside(path: &Path) -> Result<PathBuf, QueueError> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
+    let fail = |e: std::io::Error| QueueError::Directory { path: path.to_path_buf(), message: format!("cannot move corrupt queue aside: {e}") };
+    std::fs::rename(path, &aside).map_err(fail)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
+        }
+    }
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,48 @@
+//! The queue's tables. Readings store only a series id, the time and the field set: the
+//! measurement and tags of a sensor are the same for every reading and live once in `series`.
+//! That keeps rows small, which is most of what keeps SD-card writes low.
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS series (
+    id  INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE            -- escaped measurement and sorted tags
+);
+-- Readings whose timestamp is trusted, in sampling order: what the uploader drains.
+CREATE TABLE IF NOT EXISTS readings (
+    id      INTEGER PRIMARY KEY,
+    series  INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    fields  TEXT NOT NULL,              -- line-protocol field set
+    event   INTEGER NOT NULL DEFAULT 0  -- 1: door/motion edge, kept longest when full
+);
+-- Readings sampled before the wall clock was trusted: held back until they can be re-stamped
+-- from the monotonic clock of their boot.
+CREATE TABLE IF NOT EXISTS held (
+    id      INTEGER PRIMARY KEY,
+    series  INTEGER NOT NULL,
+    boot    TEXT NOT NULL,              -- /proc/sys/kernel/random/boot_id
+    mono_ns INTEGER NOT NULL,           -- CLOCK_BOOTTIME at sampling
+    wall_ns INTEGER NOT NULL,           -- what the untrusted wall clock said
+    fields  TEXT NOT NULL,
+    event   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS held_by_boot ON held(boot, mono_ns);
+-- Lines the server refused (or whose time cannot be known), with its reason and message.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id      INTEGER PRIMARY KEY,
+    line    TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at_ns   INTEGER NOT NULL
+);
+-- Monotonic counters (sampled, uploaded, drops by reason, sensor errors); kept across restarts.
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Small facts: last upload result, last trusted time, boots seen.
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
