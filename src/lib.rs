@@ -6,8 +6,11 @@
 //! [`cli`] is the command line.
 
 pub mod clock;
+pub mod config;
 pub mod line_protocol;
 pub mod queue;
-pub mod config;
 pub mod reading;
+pub mod rng;
 pub mod sensors;
+pub mod shutdown;
+pub mod upload;

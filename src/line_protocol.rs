@@ -74,7 +74,10 @@ pub fn push_line(out: &mut Vec<u8>, series_key: &str, field_set: &str, time_ns: 
 
 /// The length `push_line` will write, so batches can be bounded before they are built.
 pub fn line_len(series_key: &str, field_set: &str, time_ns: i64) -> usize {
-    let digits = time_ns.unsigned_abs().checked_ilog10().map_or(1, |d| d as usize + 1);
+    let digits = time_ns
+        .unsigned_abs()
+        .checked_ilog10()
+        .map_or(1, |d| d as usize + 1);
     series_key.len() + 1 + field_set.len() + 1 + digits + usize::from(time_ns < 0)
 }
 
@@ -142,15 +145,24 @@ pub fn parse_field_set(text: &str) -> Vec<(String, Value)> {
 
 fn parse_scalar(raw: &str) -> Value {
     if let Some(int) = raw.strip_suffix('i') {
-        return int.parse().map(Value::Int).unwrap_or(Value::Str(raw.into()));
+        return int
+            .parse()
+            .map(Value::Int)
+            .unwrap_or(Value::Str(raw.into()));
     }
     if let Some(uint) = raw.strip_suffix('u') {
-        return uint.parse().map(Value::UInt).unwrap_or(Value::Str(raw.into()));
+        return uint
+            .parse()
+            .map(Value::UInt)
+            .unwrap_or(Value::Str(raw.into()));
     }
     match raw {
         "true" => Value::Bool(true),
         "false" => Value::Bool(false),
-        _ => raw.parse().map(Value::Float).unwrap_or(Value::Str(raw.into())),
+        _ => raw
+            .parse()
+            .map(Value::Float)
+            .unwrap_or(Value::Str(raw.into())),
     }
 }
 
@@ -159,12 +171,18 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn tags_are_sorted_and_escaped() {
-        let key = series_key("iot metrics,x", &tags(&[("zone", "cold store"), ("a=b", "c,d")]));
+        let key = series_key(
+            "iot metrics,x",
+            &tags(&[("zone", "cold store"), ("a=b", "c,d")]),
+        );
         assert_eq!(key, r"iot\ metrics\,x,a\=b=c\,d,zone=cold\ store");
     }
 
@@ -175,7 +193,10 @@ mod tests {
 
     #[test]
     fn backslashes_in_tags_are_written_raw() {
-        assert_eq!(series_key("m", &tags(&[("path", r"C:\temp")])), r"m,path=C:\temp");
+        assert_eq!(
+            series_key("m", &tags(&[("path", r"C:\temp")])),
+            r"m,path=C:\temp"
+        );
     }
 
     #[test]
@@ -188,20 +209,31 @@ mod tests {
             ("note", Value::Str(r#"say "hi" \ bye"#.into())),
         ];
         let (set, dropped) = field_set(&fields);
-        assert_eq!(set.unwrap(), r#"temperature=21.5,battery_level=87i,count=3u,door_open=true,note="say \"hi\" \\ bye""#);
+        assert_eq!(
+            set.unwrap(),
+            r#"temperature=21.5,battery_level=87i,count=3u,door_open=true,note="say \"hi\" \\ bye""#
+        );
         assert_eq!(dropped, 0);
     }
 
     #[test]
     fn nan_and_infinity_are_dropped_and_counted() {
-        let fields: Fields = vec![("a", Value::Float(f64::NAN)), ("b", Value::Float(1.0)), ("c", Value::Float(f64::INFINITY))];
+        let fields: Fields = vec![
+            ("a", Value::Float(f64::NAN)),
+            ("b", Value::Float(1.0)),
+            ("c", Value::Float(f64::INFINITY)),
+        ];
         assert_eq!(field_set(&fields), (Some("b=1".to_string()), 2));
         assert_eq!(field_set(&vec![("a", Value::Float(f64::NAN))]), (None, 1));
     }
 
     #[test]
     fn whole_floats_stay_floats_without_exponents() {
-        let (set, _) = field_set(&vec![("a", Value::Float(20.0)), ("b", Value::Float(1e21)), ("c", Value::Float(-0.000001))]);
+        let (set, _) = field_set(&vec![
+            ("a", Value::Float(20.0)),
+            ("b", Value::Float(1e21)),
+            ("c", Value::Float(-0.000001)),
+        ]);
         assert_eq!(set.unwrap(), "a=20,b=1000000000000000000000,c=-0.000001");
     }
 
@@ -210,7 +242,10 @@ mod tests {
         let mut out = Vec::new();
         push_line(&mut out, "m,t=1", "f=1i", 1_700_000_000_000_000_000);
         assert_eq!(out, b"m,t=1 f=1i 1700000000000000000");
-        assert_eq!(line_len("m,t=1", "f=1i", 1_700_000_000_000_000_000), out.len());
+        assert_eq!(
+            line_len("m,t=1", "f=1i", 1_700_000_000_000_000_000),
+            out.len()
+        );
         assert_eq!(line_len("m", "f=1i", 0), 8);
         assert_eq!(line_len("m", "f=1i", -10), 10);
     }
@@ -226,7 +261,10 @@ mod tests {
         ];
         let (set, _) = field_set(&fields);
         let parsed = parse_field_set(&set.unwrap());
-        let expected: Vec<(String, Value)> = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let expected: Vec<(String, Value)> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         assert_eq!(parsed, expected);
     }
 }

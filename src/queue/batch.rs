@@ -13,7 +13,11 @@ pub struct Batch {
 
 impl Batch {
     pub fn with_capacity(lines: usize, bytes: usize) -> Batch {
-        Batch { ids: Vec::with_capacity(lines), ends: Vec::with_capacity(lines), body: Vec::with_capacity(bytes) }
+        Batch {
+            ids: Vec::with_capacity(lines),
+            ends: Vec::with_capacity(lines),
+            body: Vec::with_capacity(bytes),
+        }
     }
 
     pub fn push(&mut self, id: i64, series_key: &str, fields: &str, time_ns: i64) {
@@ -48,7 +52,11 @@ impl Batch {
     }
 
     pub fn line(&self, index: usize) -> &[u8] {
-        let start = if index == 0 { 0 } else { self.ends[index - 1] + 1 };
+        let start = if index == 0 {
+            0
+        } else {
+            self.ends[index - 1] + 1
+        };
         &self.body[start..self.ends[index]]
     }
 

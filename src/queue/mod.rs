@@ -116,7 +116,11 @@ impl Queue {
             Ok(queue) => Ok(queue),
             Err(QueueError::Sqlite { source, .. }) if is_corruption(&source) => {
                 let aside = move_aside(path)?;
-                log::error!("queue {} is corrupt ({source}); moved it to {} and started a fresh queue", path.display(), aside.display());
+                log::error!(
+                    "queue {} is corrupt ({source}); moved it to {} and started a fresh queue",
+                    path.display(),
+                    aside.display()
+                );
                 let mut queue = Self::open_checked(path)?;
                 queue.add_counters(&[(counter::CORRUPT_RECOVERED, 1)])?;
                 Ok(queue)
@@ -126,7 +130,10 @@ impl Queue {
     }
 
     fn open_checked(path: &Path) -> Result<Queue, QueueError> {
-        let err = |source| QueueError::Sqlite { path: path.to_path_buf(), source };
+        let err = |source| QueueError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         // 4 KiB pages match the SD card's flash pages; WAL lets the uploader read while the
@@ -140,7 +147,9 @@ impl Queue {
              PRAGMA temp_store = MEMORY;",
         )
         .map_err(err)?;
-        let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(err)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(err)?;
         if check != "ok" {
             return Err(err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
@@ -148,7 +157,11 @@ impl Queue {
             )));
         }
         conn.execute_batch(schema::SCHEMA).map_err(err)?;
-        Ok(Queue { conn, path: path.to_path_buf(), series_keys: HashMap::new() })
+        Ok(Queue {
+            conn,
+            path: path.to_path_buf(),
+            series_keys: HashMap::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -158,9 +171,14 @@ impl Queue {
     fn err(&self, source: rusqlite::Error) -> QueueError {
         let full = matches!(&source, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull);
         if full {
-            QueueError::DiskFull { path: self.path.clone() }
+            QueueError::DiskFull {
+                path: self.path.clone(),
+            }
         } else {
-            QueueError::Sqlite { path: self.path.clone(), source }
+            QueueError::Sqlite {
+                path: self.path.clone(),
+                source,
+            }
         }
     }
 
@@ -174,7 +192,9 @@ impl Queue {
         let id = match found {
             Some(id) => id,
             None => {
-                self.conn.execute("INSERT INTO series(key) VALUES (?1)", [key]).map_err(|e| self.err(e))?;
+                self.conn
+                    .execute("INSERT INTO series(key) VALUES (?1)", [key])
+                    .map_err(|e| self.err(e))?;
                 self.conn.last_insert_rowid()
             }
         };
@@ -195,11 +215,21 @@ impl Queue {
     }
 
     /// Store readings and bump counters in one transaction: one grouped commit.
-    pub fn push(&mut self, trusted: &[NewReading], held: &[HeldReading], counters: &[(&str, i64)]) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+    pub fn push(
+        &mut self,
+        trusted: &[NewReading],
+        held: &[HeldReading],
+        counters: &[(&str, i64)],
+    ) -> Result<(), QueueError> {
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
         let result = (|| {
             {
-                let mut insert = tx.prepare_cached("INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)")?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
+                )?;
                 for r in trusted {
                     insert.execute(params![r.series, r.time_ns, r.fields, r.event])?;
                 }
@@ -207,7 +237,9 @@ impl Queue {
                     "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 for r in held {
-                    hold.execute(params![r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.event])?;
+                    hold.execute(params![
+                        r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.event
+                    ])?;
                 }
             }
             let mut all: Vec<(&str, i64)> = counters.to_vec();
@@ -222,23 +254,49 @@ impl Queue {
 
     /// The oldest waiting readings as line protocol, at most `max_lines` lines and (unless a
     /// single line is larger) `max_bytes` bytes. `None` when nothing waits.
-    pub fn next_batch(&mut self, max_lines: usize, max_bytes: usize) -> Result<Option<Batch>, QueueError> {
+    pub fn next_batch(
+        &mut self,
+        max_lines: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Batch>, QueueError> {
         self.batch_where("", max_lines, max_bytes)
     }
 
     /// Like `next_batch`, but only readings with an id above `after`: the newest-first lane.
-    pub fn next_batch_after(&mut self, after: i64, max_lines: usize, max_bytes: usize) -> Result<Option<Batch>, QueueError> {
+    pub fn next_batch_after(
+        &mut self,
+        after: i64,
+        max_lines: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Batch>, QueueError> {
         self.batch_where(&format!("WHERE id > {after}"), max_lines, max_bytes)
     }
 
-    fn batch_where(&mut self, filter: &str, max_lines: usize, max_bytes: usize) -> Result<Option<Batch>, QueueError> {
-        let sql = format!("SELECT id, series, time_ns, fields FROM readings {filter} ORDER BY id LIMIT ?1");
+    fn batch_where(
+        &mut self,
+        filter: &str,
+        max_lines: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Batch>, QueueError> {
+        let sql = format!(
+            "SELECT id, series, time_ns, fields FROM readings {filter} ORDER BY id LIMIT ?1"
+        );
         let rows: Vec<(i64, i64, i64, String)> = {
             let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
             let mapped = stmt
-                .query_map([max_lines as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
-            mapped.collect::<Result<_, _>>().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?
+                .query_map([max_lines as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(|e| QueueError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            mapped
+                .collect::<Result<_, _>>()
+                .map_err(|e| QueueError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?
         };
         if rows.is_empty() {
             return Ok(None);
@@ -246,7 +304,10 @@ impl Queue {
         let mut batch = Batch::with_capacity(rows.len(), max_bytes.min(rows.len() * 256));
         for (id, series, time_ns, fields) in rows {
             let key = self.series_key(series)?;
-            if !batch.is_empty() && batch.body_len() + 1 + crate::line_protocol::line_len(&key, &fields, time_ns) > max_bytes {
+            if !batch.is_empty()
+                && batch.body_len() + 1 + crate::line_protocol::line_len(&key, &fields, time_ns)
+                    > max_bytes
+            {
                 break;
             }
             batch.push(id, &key, &fields, time_ns);
@@ -254,16 +315,37 @@ impl Queue {
         Ok(Some(batch))
     }
 
+    /// The id of the newest waiting reading.
+    pub fn last_id(&self) -> Result<Option<i64>, QueueError> {
+        self.conn
+            .query_row("SELECT max(id) FROM readings", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// The server acknowledged these readings: remove them and count them as uploaded. The
     /// last-upload note is written in the same transaction, so it costs no extra SD write.
     pub fn ack(&mut self, ids: &[i64], note: &str) -> Result<(), QueueError> {
-        self.remove(ids, &[(counter::UPLOADED, ids.len() as i64)], None, Some(note))
+        self.remove(
+            ids,
+            &[(counter::UPLOADED, ids.len() as i64)],
+            None,
+            Some(note),
+        )
     }
 
     /// Move rejected lines to the dead-letter table with the server's message, and ack the rest
     /// of a batch, all in one transaction.
-    pub fn reject(&mut self, rejected: &[(i64, String)], message: &str, acked: &[i64], at_ns: i64) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+    pub fn reject(
+        &mut self,
+        rejected: &[(i64, String)],
+        message: &str,
+        acked: &[i64],
+        at_ns: i64,
+    ) -> Result<(), QueueError> {
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
         let result = (|| {
             {
                 let mut insert =
@@ -290,8 +372,17 @@ impl Queue {
         result.map_err(|e| self.err(e))
     }
 
-    fn remove(&mut self, ids: &[i64], counters: &[(&str, i64)], _reason: Option<&str>, note: Option<&str>) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+    fn remove(
+        &mut self,
+        ids: &[i64],
+        counters: &[(&str, i64)],
+        _reason: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
         let result = (|| {
             {
                 let mut delete = tx.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
@@ -312,15 +403,23 @@ impl Queue {
 
     /// Add to counters outside any other write (sensor errors, recoveries).
     pub fn add_counters(&mut self, counters: &[(&str, i64)]) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
         let result = bump(&tx, counters).and_then(|_| tx.commit());
         result.map_err(|e| self.err(e))
     }
 
     /// Every counter and gauge, by name.
     pub fn counters(&self) -> Result<BTreeMap<String, i64>, QueueError> {
-        let mut stmt = self.conn.prepare_cached("SELECT name, value FROM counters").map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, value FROM counters")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -339,7 +438,10 @@ impl Queue {
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let c = self.counters()?;
         let one = |sql: &str| -> Result<Option<i64>, QueueError> {
-            self.conn.query_row(sql, [], |r| r.get(0)).optional().map_err(|e| self.err(e))
+            self.conn
+                .query_row(sql, [], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))
         };
         let pages = one("PRAGMA page_count")?.unwrap_or(0);
         let free = one("PRAGMA freelist_count")?.unwrap_or(0);
@@ -368,7 +470,10 @@ impl Queue {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| QueueError::Sqlite { path: self.path.clone(), source: e })?;
+            .map_err(|e| QueueError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
         let result = work(&tx).and_then(|(value, counters)| {
             bump(&tx, &counters)?;
             tx.commit()?;
@@ -410,11 +515,19 @@ fn ensure_directory(path: &Path) -> Result<(), QueueError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let fail = |message: String| QueueError::Directory { path: dir.to_path_buf(), message };
+    let fail = |message: String| QueueError::Directory {
+        path: dir.to_path_buf(),
+        message,
+    };
     if !dir.exists() {
-        let parent_exists = dir.parent().map(|p| p.as_os_str().is_empty() || p.exists()).unwrap_or(true);
+        let parent_exists = dir
+            .parent()
+            .map(|p| p.as_os_str().is_empty() || p.exists())
+            .unwrap_or(true);
         if !parent_exists {
-            return Err(fail("does not exist (nor does its parent); create it or set queue.path".into()));
+            return Err(fail(
+                "does not exist (nor does its parent); create it or set queue.path".into(),
+            ));
         }
         std::fs::create_dir(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
     }
@@ -425,9 +538,15 @@ fn ensure_directory(path: &Path) -> Result<(), QueueError> {
 }
 
 fn move_aside(path: &Path) -> Result<PathBuf, QueueError> {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
-    let fail = |e: std::io::Error| QueueError::Directory { path: path.to_path_buf(), message: format!("cannot move corrupt queue aside: {e}") };
+    let fail = |e: std::io::Error| QueueError::Directory {
+        path: path.to_path_buf(),
+        message: format!("cannot move corrupt queue aside: {e}"),
+    };
     std::fs::rename(path, &aside).map_err(fail)?;
     for suffix in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{suffix}", path.display()));

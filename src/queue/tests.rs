@@ -1,7 +1,12 @@
 use super::*;
 
 fn reading(series: i64, t: i64) -> NewReading {
-    NewReading { series, time_ns: t, fields: format!("v={t}i"), event: false }
+    NewReading {
+        series,
+        time_ns: t,
+        fields: format!("v={t}i"),
+        event: false,
+    }
 }
 
 fn temp_queue() -> (tempfile::TempDir, Queue) {
@@ -24,9 +29,14 @@ fn readings_come_back_in_order_as_line_protocol() {
 fn a_reading_stays_until_it_is_acked() {
     let (_dir, mut q) = temp_queue();
     let s = q.series_id("m").unwrap();
-    q.push(&[reading(s, 1), reading(s, 2), reading(s, 3)], &[], &[]).unwrap();
+    q.push(&[reading(s, 1), reading(s, 2), reading(s, 3)], &[], &[])
+        .unwrap();
     let first = q.next_batch(2, 1 << 20).unwrap().unwrap();
-    assert_eq!(q.next_batch(2, 1 << 20).unwrap().unwrap(), first, "not acked: same batch again");
+    assert_eq!(
+        q.next_batch(2, 1 << 20).unwrap().unwrap(),
+        first,
+        "not acked: same batch again"
+    );
     q.ack(first.ids(), "ok").unwrap();
     let rest = q.next_batch(2, 1 << 20).unwrap().unwrap();
     assert_eq!(rest.body(), b"m v=3i 3");
@@ -39,7 +49,12 @@ fn a_reading_stays_until_it_is_acked() {
 fn batches_respect_the_byte_bound_but_always_carry_one_line() {
     let (_dir, mut q) = temp_queue();
     let s = q.series_id("m").unwrap();
-    q.push(&(0..10).map(|t| reading(s, t)).collect::<Vec<_>>(), &[], &[]).unwrap();
+    q.push(
+        &(0..10).map(|t| reading(s, t)).collect::<Vec<_>>(),
+        &[],
+        &[],
+    )
+    .unwrap();
     assert_eq!(q.next_batch(100, 20).unwrap().unwrap().len(), 2);
     assert_eq!(q.next_batch(100, 1).unwrap().unwrap().len(), 1);
 }
@@ -50,10 +65,19 @@ fn rejected_lines_become_dead_letters_and_the_rest_is_acked() {
     let s = q.series_id("m").unwrap();
     q.push(&[reading(s, 1), reading(s, 2)], &[], &[]).unwrap();
     let b = q.next_batch(10, 1 << 20).unwrap().unwrap();
-    q.reject(&[(b.ids()[0], "m v=1i 1".into())], "type conflict", &b.ids()[1..], 5).unwrap();
+    q.reject(
+        &[(b.ids()[0], "m v=1i 1".into())],
+        "type conflict",
+        &b.ids()[1..],
+        5,
+    )
+    .unwrap();
     assert!(q.next_batch(10, 1 << 20).unwrap().is_none());
     let c = q.counters().unwrap();
-    assert_eq!((c["dropped.rejected"], c["uploaded"], c["queued"]), (1, 1, 0));
+    assert_eq!(
+        (c["dropped.rejected"], c["uploaded"], c["queued"]),
+        (1, 1, 0)
+    );
     assert_eq!(q.stats().unwrap().dead_letters, 1);
 }
 
@@ -67,7 +91,10 @@ fn what_was_committed_survives_reopening() {
         q.push(&[reading(s, 7)], &[], &[]).unwrap();
     }
     let mut q = Queue::open(&path).unwrap();
-    assert_eq!(q.next_batch(10, 1 << 20).unwrap().unwrap().body(), b"m v=7i 7");
+    assert_eq!(
+        q.next_batch(10, 1 << 20).unwrap().unwrap().body(),
+        b"m v=7i 7"
+    );
 }
 
 #[test]
@@ -80,7 +107,11 @@ fn a_corrupt_file_is_moved_aside_and_a_fresh_queue_starts() {
     let aside: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("queue.db.corrupt-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("queue.db.corrupt-")
+        })
         .collect();
     assert_eq!(aside.len(), 1);
 }
@@ -90,5 +121,8 @@ fn a_missing_directory_tree_is_a_clear_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no/such/queue.db");
     let err = Queue::open(&path).err().unwrap().to_string();
-    assert!(err.contains("no/such") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("no/such") && err.contains("does not exist"),
+        "{err}"
+    );
 }

@@ -1,0 +1,125 @@
+//! The network, behind a trait: the uploader's decisions are tested against canned replies,
+//! and the real thing (ureq over a kept-alive connection, rustls for https) is tested against a
+//! real InfluxDB and a fault-injecting server.
+
+use std::time::Duration;
+
+/// What came back from the server, reduced to what the uploader decides on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    /// The raw `Retry-After` header (seconds or an HTTP date).
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+/// Why no reply came: DNS, refused or reset connection, TLS, timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// One POST of a (possibly gzip-compressed) line-protocol body.
+pub trait Transport: Send {
+    fn post(
+        &mut self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Reply, TransportError>;
+}
+
+/// The real transport: one ureq agent, so the connection is kept alive between batches.
+pub struct HttpTransport {
+    agent: ureq::Agent,
+}
+
+/// TLS choices from the board file.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM bundle of a private CA; replaces the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+/// Where Debian and Raspberry Pi OS keep the system's CA bundle.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl HttpTransport {
+    pub fn new(timeout: Duration, tls: &TlsOptions) -> Result<HttpTransport, TransportError> {
+        let roots = match &tls.ca_file {
+            Some(path) => load_roots(path)?,
+            None if std::path::Path::new(SYSTEM_CA_BUNDLE).exists() => {
+                load_roots(std::path::Path::new(SYSTEM_CA_BUNDLE))?
+            }
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        let tls_config = ureq::tls::TlsConfig::builder()
+            .root_certs(roots)
+            .disable_verification(tls.insecure_skip_verify)
+            .build();
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .max_idle_connections(1)
+            .max_idle_connections_per_host(1)
+            .tls_config(tls_config)
+            .user_agent(concat!("fieldlink/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(HttpTransport {
+            agent: config.into(),
+        })
+    }
+}
+
+fn load_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, TransportError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| TransportError(format!("CA file {}: {e}", path.display())))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(TransportError(format!(
+            "CA file {}: no PEM certificates in it",
+            path.display()
+        )));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
+impl Transport for HttpTransport {
+    fn post(
+        &mut self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Reply, TransportError> {
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let mut response = request
+            .send(body)
+            .map_err(|e| TransportError(e.to_string()))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        // Error bodies are short JSON or text; cap what we keep so a hostile server can't fill RAM.
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
