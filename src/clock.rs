@@ -31,3 +31,258 @@ pub trait Clock: Send + Sync {
         std::thread::sleep(duration)
     }
 }
+
+/// The build time of this binary, in nanoseconds since the epoch.
+pub fn build_time_ns() -> i64 {
+    env!("FIELDLINK_BUILD_UNIX").parse::<i64>().unwrap_or(0) * 1_000_000_000
+}
+
+/// The kernel's clocks and the synchronisation flags of the kernel and systemd-timesyncd.
+pub struct SystemClock {
+    timesync_flag: std::path::PathBuf,
+    boot_id_path: std::path::PathBuf,
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock {
+            timesync_flag: "/run/systemd/timesync/synchronized".into(),
+            boot_id_path: "/proc/sys/kernel/random/boot_id".into(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn wall_ns(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i64,
+            Err(e) => -(e.duration().as_nanos() as i64),
+        }
+    }
+
+    fn mono_ns(&self) -> i64 {
+        boottime_ns()
+    }
+
+    fn synchronised(&self) -> bool {
+        self.timesync_flag.exists() || kernel_says_synchronised()
+    }
+
+    fn boot_id(&self) -> String {
+        std::fs::read_to_string(&self.boot_id_path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown-boot".into())
+    }
+}
+
+/// CLOCK_BOOTTIME: monotonic, and unlike CLOCK_MONOTONIC it keeps counting through suspend.
+#[allow(unsafe_code)]
+fn boottime_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_BOOTTIME exists on Linux ≥ 2.6.39.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+/// adjtimex(2) in read-only mode: synchronised unless STA_UNSYNC is set or it returns TIME_ERROR.
+#[allow(unsafe_code)]
+fn kernel_says_synchronised() -> bool {
+    // SAFETY: a zeroed timex with modes = 0 only reads the kernel's state into our struct.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    state >= 0 && state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0
+}
+
+/// Decides whether the wall clock can be trusted, and stamps readings.
+pub struct TimeKeeper {
+    clock: std::sync::Arc<dyn Clock>,
+    require_sync: bool,
+    /// Nothing earlier than this can be true: the build time, or the latest time this device
+    /// ever trusted (persisted by the queue).
+    not_before_ns: std::sync::atomic::AtomicI64,
+}
+
+impl TimeKeeper {
+    pub fn new(
+        clock: std::sync::Arc<dyn Clock>,
+        require_sync: bool,
+        last_trusted_ns: i64,
+    ) -> TimeKeeper {
+        TimeKeeper {
+            clock,
+            require_sync,
+            not_before_ns: std::sync::atomic::AtomicI64::new(last_trusted_ns.max(build_time_ns())),
+        }
+    }
+
+    pub fn clock(&self) -> &std::sync::Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Stamp a reading now.
+    pub fn stamp(&self) -> Stamp {
+        let wall_ns = self.clock.wall_ns();
+        let mono_ns = self.clock.mono_ns();
+        Stamp {
+            wall_ns,
+            mono_ns,
+            trusted: self.trusts(wall_ns),
+        }
+    }
+
+    /// A wall time is trusted when it is not before what we already know to be past, and (if
+    /// the board asks for it) the kernel or timesyncd says the clock is synchronised.
+    pub fn trusts(&self, wall_ns: i64) -> bool {
+        let plausible = wall_ns
+            >= self
+                .not_before_ns
+                .load(std::sync::atomic::Ordering::Relaxed);
+        plausible && (!self.require_sync || self.clock.synchronised())
+    }
+
+    /// Remember a trusted time as the new lower bound for plausibility.
+    pub fn saw_trusted(&self, wall_ns: i64) {
+        self.not_before_ns
+            .fetch_max(wall_ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn not_before_ns(&self) -> i64 {
+        self.not_before_ns
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A clock tests drive by hand: wall and monotonic time, sync state and boot id all settable.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    state: std::sync::Mutex<ManualState>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ManualState {
+    wall_ns: i64,
+    mono_ns: i64,
+    synced: bool,
+    boot: String,
+}
+
+impl ManualClock {
+    pub fn new(wall_ns: i64, synced: bool, boot: &str) -> ManualClock {
+        ManualClock {
+            state: std::sync::Mutex::new(ManualState {
+                wall_ns,
+                mono_ns: 1_000_000_000,
+                synced,
+                boot: boot.into(),
+            }),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut ManualState) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Time passes: both clocks move together.
+    pub fn advance(&self, d: Duration) {
+        self.with(|s| {
+            s.wall_ns += d.as_nanos() as i64;
+            s.mono_ns += d.as_nanos() as i64;
+        })
+    }
+
+    /// The wall clock is stepped (NTP sync, manual change); the monotonic clock is not.
+    pub fn set_wall(&self, wall_ns: i64) {
+        self.with(|s| s.wall_ns = wall_ns)
+    }
+
+    pub fn set_synced(&self, synced: bool) {
+        self.with(|s| s.synced = synced)
+    }
+
+    /// A reboot: new boot id, monotonic time restarts, wall clock as given.
+    pub fn reboot(&self, boot: &str, wall_ns: i64) {
+        self.with(|s| {
+            s.boot = boot.into();
+            s.mono_ns = 1_000_000_000;
+            s.wall_ns = wall_ns;
+            s.synced = false;
+        })
+    }
+}
+
+impl Clock for ManualClock {
+    fn wall_ns(&self) -> i64 {
+        self.with(|s| s.wall_ns)
+    }
+    fn mono_ns(&self) -> i64 {
+        self.with(|s| s.mono_ns)
+    }
+    fn synchronised(&self) -> bool {
+        self.with(|s| s.synced)
+    }
+    fn boot_id(&self) -> String {
+        self.with(|s| s.boot.clone())
+    }
+    fn sleep(&self, duration: Duration) {
+        self.advance(duration)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const DAY: i64 = 86_400 * 1_000_000_000;
+
+    #[test]
+    fn a_1970_clock_is_never_trusted() {
+        let clock = Arc::new(ManualClock::new(5 * DAY, true, "b1"));
+        let keeper = TimeKeeper::new(clock, false, 0);
+        assert!(!keeper.stamp().trusted);
+    }
+
+    #[test]
+    fn a_clock_before_the_last_trusted_time_is_not_trusted_even_when_synced() {
+        let now = build_time_ns() + 100 * DAY;
+        let clock = Arc::new(ManualClock::new(now - DAY, true, "b1"));
+        let keeper = TimeKeeper::new(clock.clone(), true, now);
+        assert!(!keeper.stamp().trusted);
+        clock.set_wall(now + 1);
+        assert!(keeper.stamp().trusted);
+    }
+
+    #[test]
+    fn require_sync_waits_for_the_kernel_or_timesyncd() {
+        let clock = Arc::new(ManualClock::new(build_time_ns() + DAY, false, "b1"));
+        let keeper = TimeKeeper::new(clock.clone(), true, 0);
+        assert!(!keeper.stamp().trusted);
+        clock.set_synced(true);
+        assert!(keeper.stamp().trusted);
+        let relaxed = TimeKeeper::new(
+            Arc::new(ManualClock::new(build_time_ns() + DAY, false, "b1")),
+            false,
+            0,
+        );
+        assert!(
+            relaxed.stamp().trusted,
+            "without require_sync a plausible clock is enough"
+        );
+    }
+
+    #[test]
+    fn the_system_clock_reads_boottime_and_a_boot_id() {
+        let clock = SystemClock::default();
+        let a = clock.mono_ns();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(clock.mono_ns() > a && a > 0);
+        assert!(clock.wall_ns() > build_time_ns() - DAY);
+        assert_eq!(clock.boot_id().len(), 36);
+    }
+}

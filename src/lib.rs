@@ -11,6 +11,7 @@ pub mod line_protocol;
 pub mod queue;
 pub mod reading;
 pub mod rng;
+pub mod sampler;
 pub mod sensors;
 pub mod shutdown;
 pub mod upload;

@@ -7,6 +7,7 @@
 //! touches the queue opens its own `Queue` (its own connection).
 
 mod batch;
+mod held;
 mod schema;
 
 pub use batch::Batch;
@@ -53,6 +54,15 @@ pub struct HeldReading {
     pub wall_ns: i64,
     pub fields: String,
     pub event: bool,
+}
+
+/// Everything one commit window writes, in one transaction.
+#[derive(Debug, Default)]
+pub struct Commit<'a> {
+    pub trusted: &'a [NewReading],
+    pub held: &'a [HeldReading],
+    pub counters: &'a [(&'a str, i64)],
+    pub meta: &'a [(&'a str, String)],
 }
 
 /// What `status` shows about the queue.
@@ -221,6 +231,16 @@ impl Queue {
         held: &[HeldReading],
         counters: &[(&str, i64)],
     ) -> Result<(), QueueError> {
+        self.commit(&Commit {
+            trusted,
+            held,
+            counters,
+            meta: &[],
+        })
+    }
+
+    /// Write one commit window's worth of readings, counters and facts in one transaction.
+    pub fn commit(&mut self, commit: &Commit) -> Result<(), QueueError> {
         let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
             path: self.path.clone(),
             source: e,
@@ -230,23 +250,29 @@ impl Queue {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
                 )?;
-                for r in trusted {
+                for r in commit.trusted {
                     insert.execute(params![r.series, r.time_ns, r.fields, r.event])?;
                 }
                 let mut hold = tx.prepare_cached(
                     "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
-                for r in held {
+                for r in commit.held {
                     hold.execute(params![
                         r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.event
                     ])?;
                 }
             }
-            let mut all: Vec<(&str, i64)> = counters.to_vec();
-            all.push((counter::SAMPLED, (trusted.len() + held.len()) as i64));
-            all.push((counter::QUEUED, trusted.len() as i64));
-            all.push((counter::HELD, held.len() as i64));
+            let mut all: Vec<(&str, i64)> = commit.counters.to_vec();
+            all.push((
+                counter::SAMPLED,
+                (commit.trusted.len() + commit.held.len()) as i64,
+            ));
+            all.push((counter::QUEUED, commit.trusted.len() as i64));
+            all.push((counter::HELD, commit.held.len() as i64));
             bump(&tx, &all)?;
+            for (key, value) in commit.meta {
+                set_meta(&tx, key, value)?;
+            }
             tx.commit()
         })();
         result.map_err(|e| self.err(e))
