@@ -4,8 +4,10 @@
 
 pub mod crc;
 pub mod sht3x;
+pub mod shtc3;
 
 pub use sht3x::Sht3x;
+pub use shtc3::Shtc3;
 
 use crate::reading::{Fields, Value};
 use crate::sensors::SensorError;
