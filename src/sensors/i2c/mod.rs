@@ -3,9 +3,11 @@
 //! stretching, so every driver uses its chip's no-stretch commands: a write, a wait, a read.
 
 pub mod crc;
+pub mod htu21d;
 pub mod sht3x;
 pub mod shtc3;
 
+pub use htu21d::Htu21d;
 pub use sht3x::Sht3x;
 pub use shtc3::Shtc3;
 
