@@ -3,12 +3,14 @@
 //! stretching, so every driver uses its chip's no-stretch commands: a write, a wait, a read.
 
 pub mod aht20;
+pub mod bme280;
 pub mod crc;
 pub mod htu21d;
 pub mod sht3x;
 pub mod shtc3;
 
 pub use aht20::Aht20;
+pub use bme280::Bme280;
 pub use htu21d::Htu21d;
 pub use sht3x::Sht3x;
 pub use shtc3::Shtc3;
