@@ -1,0 +1,315 @@
+//! I2C climate chips: one driver per chip family, each generic over embedded-hal 1.0 `I2c` and
+//! `DelayNs` so tests run them against a mock bus. The Pi's I2C controller mishandles clock
+//! stretching, so every driver uses its chip's no-stretch commands: a write, a wait, a read.
+//! This module also builds a driver from a `[[sensor]]` table and scans a bus like i2cdetect.
+
+pub mod aht20;
+pub mod bme280;
+pub mod crc;
+pub mod htu21d;
+pub mod sht3x;
+pub mod shtc3;
+
+pub use aht20::Aht20;
+pub use bme280::Bme280;
+pub use htu21d::Htu21d;
+pub use sht3x::Sht3x;
+pub use shtc3::Shtc3;
+
+use crate::config::{SensorConfig, SensorKind};
+use crate::reading::{Fields, Value};
+use crate::sensors::{Sensor, SensorError};
+use embedded_hal::delay::DelayNs;
+use embedded_hal::i2c::I2c;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+/// The bus on the Pi's 40-pin header (pins 3 and 5).
+pub const DEFAULT_BUS: &str = "/dev/i2c-1";
+
+/// How far past 0 or 100 %RH a reading may stray and still be clamped. Chips overshoot a
+/// little near saturation; anything further is a fault, not weather.
+const HUMIDITY_OVERSHOOT: f64 = 3.0;
+
+/// One measurement of a climate chip, already checked to be physically possible.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    /// °C.
+    pub temperature: f64,
+    /// %RH, for chips that measure it.
+    pub humidity: Option<f64>,
+    /// hPa, for chips that measure it.
+    pub pressure: Option<f64>,
+}
+
+impl Measurement {
+    /// Field names in one place so every chip writes the same series.
+    pub fn into_fields(self) -> Fields {
+        let mut fields = vec![("temperature", Value::Float(self.temperature))];
+        if let Some(humidity) = self.humidity {
+            fields.push(("humidity", Value::Float(humidity)));
+        }
+        if let Some(pressure) = self.pressure {
+            fields.push(("pressure", Value::Float(pressure)));
+        }
+        fields
+    }
+}
+
+/// Refuse a temperature outside the chip's rated range: it is a decoding fault, not a value.
+pub(crate) fn checked_temperature(
+    celsius: f64,
+    rated: RangeInclusive<f64>,
+) -> Result<f64, SensorError> {
+    if rated.contains(&celsius) {
+        Ok(celsius)
+    } else {
+        Err(SensorError::OutOfRange {
+            field: "temperature",
+            value: celsius,
+        })
+    }
+}
+
+/// Clamp a small overshoot into 0..=100 %RH; refuse anything further out.
+pub(crate) fn checked_humidity(percent: f64) -> Result<f64, SensorError> {
+    let allowed = -HUMIDITY_OVERSHOOT..=100.0 + HUMIDITY_OVERSHOOT;
+    if allowed.contains(&percent) {
+        Ok(percent.clamp(0.0, 100.0))
+    } else {
+        Err(SensorError::OutOfRange {
+            field: "humidity",
+            value: percent,
+        })
+    }
+}
+
+/// The address a chip answers on when the board file names none.
+pub fn default_address(kind: SensorKind) -> Option<u8> {
+    match kind {
+        SensorKind::Sht3x => Some(sht3x::DEFAULT_ADDRESS),
+        SensorKind::Shtc3 => Some(shtc3::DEFAULT_ADDRESS),
+        SensorKind::Bme280 => Some(bme280::DEFAULT_ADDRESS),
+        SensorKind::Aht20 => Some(aht20::DEFAULT_ADDRESS),
+        SensorKind::Htu21d => Some(htu21d::DEFAULT_ADDRESS),
+        _ => None,
+    }
+}
+
+/// Open the bus a `[[sensor]]` table names (default /dev/i2c-1) and build its chip's driver.
+/// Each sensor gets its own handle; Linux serialises transfers from several handles on a bus.
+pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
+    let default = default_address(cfg.kind).ok_or_else(|| not_i2c(cfg.kind))?;
+    let address = cfg.address.unwrap_or(default);
+    let path = cfg
+        .bus
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_BUS));
+    let i2c = linux_embedded_hal::I2cdev::new(&path).map_err(|e| open_error(&path, e.into()))?;
+    build(cfg.kind, i2c, linux_embedded_hal::Delay, address)
+}
+
+/// Build the driver for `kind` on any bus, so the factory is tested without hardware.
+pub fn build<I2C, D>(
+    kind: SensorKind,
+    i2c: I2C,
+    delay: D,
+    address: u8,
+) -> Result<Box<dyn Sensor>, SensorError>
+where
+    I2C: I2c + Send + 'static,
+    D: DelayNs + Send + 'static,
+{
+    Ok(match kind {
+        SensorKind::Sht3x => Box::new(Sht3x::new(i2c, delay, address)),
+        SensorKind::Shtc3 => Box::new(Shtc3::new(i2c, delay, address)),
+        SensorKind::Bme280 => Box::new(Bme280::new(i2c, delay, address)),
+        SensorKind::Aht20 => Box::new(Aht20::new(i2c, delay, address)),
+        SensorKind::Htu21d => Box::new(Htu21d::new(i2c, delay, address)),
+        other => return Err(not_i2c(other)),
+    })
+}
+
+fn not_i2c(kind: SensorKind) -> SensorError {
+    SensorError::NotFound(format!("`{}` is not an I2C chip kind", kind.name()))
+}
+
+/// A missing device node usually means I2C is not enabled, so say where to look.
+fn open_error(path: &Path, err: std::io::Error) -> SensorError {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        SensorError::NotFound(format!(
+            "I2C bus {} (enable it with dtparam=i2c_arm=on or raspi-config)",
+            path.display()
+        ))
+    } else {
+        SensorError::Io {
+            path: path.display().to_string(),
+            source: err,
+        }
+    }
+}
+
+/// The lowest and highest addresses i2cdetect probes; the rest are reserved by the I2C spec.
+const SCAN_FIRST: u8 = 0x08;
+const SCAN_LAST: u8 = 0x77;
+
+/// Probe every address like `i2cdetect -y 1` and name the chips fieldlink knows at each one
+/// that answers. An address that answers but is unknown comes back with an empty list.
+pub fn scan<I: I2c>(i2c: &mut I) -> Vec<(u8, &'static [&'static str])> {
+    (SCAN_FIRST..=SCAN_LAST)
+        .filter(|&address| probe(i2c, address))
+        .map(|address| (address, known_chips(address)))
+        .collect()
+}
+
+/// i2cdetect's default: a zero-length write, except a 1-byte read where EEPROMs live, because
+/// the i2cdetect manual warns that a bare write can corrupt some of them (the AT24RF08).
+fn probe<I: I2c>(i2c: &mut I, address: u8) -> bool {
+    if matches!(address, 0x30..=0x37 | 0x50..=0x5F) {
+        i2c.read(address, &mut [0u8]).is_ok()
+    } else {
+        i2c.write(address, &[]).is_ok()
+    }
+}
+
+/// Chips with a driver here that can sit at `address`.
+pub fn known_chips(address: u8) -> &'static [&'static str] {
+    match address {
+        0x38 => &["AHT20/AHT10"],
+        0x40 => &["HTU21D/Si7021"],
+        0x44 | 0x45 => &["SHT3x"],
+        0x70 => &["SHTC3"],
+        0x76 | 0x77 => &["BME280/BMP280"],
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Small helpers the driver tests share.
+
+    use crate::reading::{Fields, Value};
+    use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource};
+
+    /// What the bus reports when nothing answers at the address.
+    pub fn nack() -> ErrorKind {
+        ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address)
+    }
+
+    /// The float value of one field, rounded to hundredths as datasheets print them.
+    pub fn hundredths(fields: &Fields, name: &str) -> f64 {
+        match fields.iter().find(|(n, _)| *n == name) {
+            Some((_, Value::Float(v))) => (v * 100.0).round() / 100.0,
+            other => panic!("no float field {name}: {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embedded_hal_mock::eh1::delay::NoopDelay;
+    use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
+    use testing::nack;
+
+    fn sensor_config(toml_text: &str) -> SensorConfig {
+        toml::from_str(toml_text).expect("test config parses")
+    }
+
+    /// The bus as i2cdetect would see it with chips at `present` and nothing elsewhere.
+    fn bus_with(present: &[u8]) -> Vec<Transaction> {
+        (SCAN_FIRST..=SCAN_LAST)
+            .map(|address| {
+                let probe = if matches!(address, 0x30..=0x37 | 0x50..=0x5F) {
+                    Transaction::read(address, vec![0])
+                } else {
+                    Transaction::write(address, vec![])
+                };
+                if present.contains(&address) {
+                    probe
+                } else {
+                    probe.with_error(nack())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scan_names_the_chips_that_answer() {
+        let mut i2c = Mock::new(&bus_with(&[0x44, 0x50, 0x76]));
+        let found = scan(&mut i2c);
+        i2c.done();
+        let expected: Vec<(u8, &[&str])> =
+            vec![(0x44, &["SHT3x"]), (0x50, &[]), (0x76, &["BME280/BMP280"])];
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn scan_of_an_empty_bus_finds_nothing() {
+        let mut i2c = Mock::new(&bus_with(&[]));
+        assert!(scan(&mut i2c).is_empty());
+        i2c.done();
+    }
+
+    #[test]
+    fn opening_a_missing_bus_names_its_path() {
+        let cfg = sensor_config("id = 'T'\nkind = 'sht3x'\nbus = '/nonexistent/i2c-9'\n");
+        match open(&cfg) {
+            Err(SensorError::NotFound(message)) => {
+                assert!(message.contains("/nonexistent/i2c-9"), "{message}")
+            }
+            Err(other) => panic!("expected NotFound, got {other:?}"),
+            Ok(_) => panic!("expected NotFound, got a sensor"),
+        }
+    }
+
+    #[test]
+    fn a_kind_that_is_not_i2c_is_refused_before_touching_a_bus() {
+        let cfg = sensor_config("id = 'T'\nkind = 'ds18b20'\nbus = '/nonexistent/i2c-9'\n");
+        match open(&cfg) {
+            Err(SensorError::NotFound(message)) => assert!(message.contains("ds18b20")),
+            Err(other) => panic!("expected NotFound, got {other:?}"),
+            Ok(_) => panic!("expected NotFound, got a sensor"),
+        }
+    }
+
+    #[test]
+    fn build_makes_a_driver_that_reads_at_the_given_address() {
+        let mut i2c = Mock::new(&[
+            Transaction::write(0x45, vec![0x24, 0x00]),
+            Transaction::read(0x45, vec![0x66, 0x66, 0x93, 0x80, 0x00, 0xA2]),
+        ]);
+        let mut sensor = build(SensorKind::Sht3x, i2c.clone(), NoopDelay::new(), 0x45)
+            .expect("sht3x is an I2C kind");
+        let fields = sensor.read().expect("good frame");
+        assert_eq!(fields[0], ("temperature", Value::Float(25.0)));
+        i2c.done();
+    }
+
+    #[test]
+    fn every_i2c_kind_has_a_default_address() {
+        use SensorKind::*;
+        let addresses: Vec<_> = [Sht3x, Shtc3, Bme280, Aht20, Htu21d]
+            .into_iter()
+            .map(default_address)
+            .collect();
+        assert_eq!(
+            addresses,
+            [Some(0x44), Some(0x70), Some(0x76), Some(0x38), Some(0x40)]
+        );
+        assert_eq!(default_address(Ds18b20), None);
+    }
+
+    #[test]
+    fn humidity_a_little_past_100_is_clamped_but_far_past_is_refused() {
+        assert_eq!(checked_humidity(101.5).ok(), Some(100.0));
+        assert_eq!(checked_humidity(-1.0).ok(), Some(0.0));
+        assert!(matches!(
+            checked_humidity(119.0),
+            Err(SensorError::OutOfRange {
+                field: "humidity",
+                ..
+            })
+        ));
+    }
+}
