@@ -4,6 +4,7 @@
 //! of sensor also has a simulated twin that needs no hardware.
 
 pub mod simulated;
+pub mod sysfs;
 
 use crate::reading::Fields;
 use std::time::Duration;
