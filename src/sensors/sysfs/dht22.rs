@@ -133,8 +133,11 @@ mod tests {
     use std::fs;
     use tempfile::TempDir;
 
-    /// An IIO tree with devices given as (dir, name, [(file, contents)]).
-    fn iio(devices: &[(&str, &str, &[(&str, &str)])]) -> TempDir {
+    /// (file name, contents) pairs of one device directory.
+    type Files<'a> = &'a [(&'a str, &'a str)];
+
+    /// An IIO tree with devices given as (dir, name, files).
+    fn iio(devices: &[(&str, &str, Files)]) -> TempDir {
         let root = tempfile::tempdir().unwrap();
         for (dir, name, files) in devices {
             let dir = root.path().join(dir);
