@@ -3,6 +3,7 @@
 //! readers take a root path; GPIO edge sensors read through an `EdgeSource` trait. Each kind
 //! of sensor also has a simulated twin that needs no hardware.
 
+pub mod gpio;
 pub mod simulated;
 pub mod sysfs;
 
