@@ -3,8 +3,10 @@
 //! readers take a root path; GPIO edge sensors read through an `EdgeSource` trait. Each kind
 //! of sensor also has a simulated twin that needs no hardware.
 
+pub mod gpio;
 pub mod i2c;
 pub mod simulated;
+pub mod sysfs;
 
 use crate::reading::Fields;
 use std::time::Duration;

@@ -1,0 +1,113 @@
+//! Sensors the kernel already drives, read through sysfs files: DS18B20 (w1), DHT22 (IIO) and
+//! the SoC thermal zone. Every reader takes its sysfs root as a parameter, so tests build a
+//! fixture tree in a temp dir and the real reader runs against it unchanged.
+
+pub mod dht22;
+pub mod ds18b20;
+pub mod soc_temp;
+
+use super::{Sensor, SensorError};
+use crate::config::{SensorConfig, SensorKind};
+use std::io::ErrorKind;
+use std::path::Path;
+
+/// Open the sysfs reader for `cfg.kind`.
+pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
+    match cfg.kind {
+        SensorKind::Ds18b20 => ds18b20::open(cfg),
+        SensorKind::Dht22 => dht22::open(cfg),
+        SensorKind::SocTemp => soc_temp::open(cfg),
+        other => Err(SensorError::NotFound(format!(
+            "sensor `{}`: kind `{}` is not read through sysfs",
+            cfg.id,
+            other.name()
+        ))),
+    }
+}
+
+/// Read a whole sysfs file. A missing file means the device is gone (unplugged, overlay not
+/// loaded), which the sampler counts differently from a read that failed.
+pub(crate) fn read_text(path: &Path) -> Result<String, SensorError> {
+    std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => SensorError::NotFound(path.display().to_string()),
+        _ => SensorError::Io {
+            path: path.display().to_string(),
+            source,
+        },
+    })
+}
+
+/// Parse a sysfs integer in thousandths (milli-°C, milli-%RH).
+pub(crate) fn parse_int(path: &Path, text: &str) -> Result<i64, SensorError> {
+    let text = text.trim();
+    text.parse().map_err(|_| {
+        SensorError::Protocol(format!(
+            "{}: expected an integer in thousandths, got `{text}`",
+            path.display()
+        ))
+    })
+}
+
+/// Parse a sysfs integer in thousandths into units.
+pub(crate) fn parse_milli(path: &Path, text: &str) -> Result<f64, SensorError> {
+    parse_int(path, text).map(|milli| milli as f64 / 1000.0)
+}
+
+/// Check a decoded value against what the sensor can physically report.
+pub(crate) fn in_range(
+    field: &'static str,
+    value: f64,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<f64, SensorError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(SensorError::OutOfRange { field, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> SensorConfig {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn open_builds_the_reader_its_kind_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("temp");
+        std::fs::write(&path, "50000\n").unwrap();
+        let cfg = config(&format!(
+            "id = \"soc\"\nkind = \"soc_temp\"\npath = {:?}\n",
+            path.display().to_string()
+        ));
+        assert_eq!(open(&cfg).unwrap().read().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn open_refuses_a_kind_that_is_not_read_through_sysfs() {
+        let cfg = config("id = \"door\"\nkind = \"reed_switch\"\nline = 17\n");
+        let err = open(&cfg).err().unwrap();
+        assert!(err.to_string().contains("reed_switch"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_not_found_and_a_directory_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = read_text(&dir.path().join("nope")).unwrap_err();
+        assert_eq!(missing.reason(), "not_found");
+        let io = read_text(dir.path()).unwrap_err();
+        assert_eq!(io.reason(), "io");
+        assert!(io.to_string().contains(&dir.path().display().to_string()));
+    }
+
+    #[test]
+    fn thousandths_parse_with_surrounding_whitespace_and_a_sign() {
+        let p = Path::new("x");
+        assert_eq!(parse_milli(p, "23125\n").unwrap(), 23.125);
+        assert_eq!(parse_milli(p, "-1250").unwrap(), -1.25);
+        assert_eq!(parse_milli(p, "hot").unwrap_err().reason(), "protocol");
+    }
+}
