@@ -273,6 +273,10 @@ pub struct UploadConfig {
     /// Drain pace after an outage, so a fleet coming back does not stampede the server.
     #[serde(default = "default_max_points_per_second")]
     pub max_points_per_second: u32,
+    /// Upper bound of a random delay (seeded by the device id) before the first upload, so a
+    /// fleet that boots or reconnects together does not arrive together.
+    #[serde(default = "default_start_delay_max", with = "units::duration")]
+    pub start_delay_max: Duration,
     /// A private CA bundle (PEM) instead of the system roots.
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -293,6 +297,9 @@ fn yes() -> bool {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_start_delay_max() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_max_points_per_second() -> u32 {
     5000
