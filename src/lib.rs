@@ -5,11 +5,17 @@
 //! [`upload`] (line protocol, gzip, HTTP) → InfluxDB. [`agent`] wires them into threads and
 //! [`cli`] is the command line.
 
+pub mod agent;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod device;
 pub mod line_protocol;
+pub mod logging;
+pub mod notify;
 pub mod queue;
 pub mod reading;
+pub mod recorder;
 pub mod rng;
 pub mod sampler;
 pub mod sensors;

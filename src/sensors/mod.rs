@@ -78,3 +78,38 @@ impl SensorError {
 pub fn bus_error<E: embedded_hal::i2c::Error>(err: E) -> SensorError {
     SensorError::Bus(format!("{:?}", err.kind()))
 }
+
+/// How to open a configured sensor: as a periodic sensor, or as one that also reports events.
+pub enum Opener {
+    Periodic(crate::sampler::Opener<dyn Sensor>),
+    Events(crate::sampler::Opener<dyn EventSensor>),
+}
+
+/// The driver factory: which code reads each `kind` of the board file. Opening happens later,
+/// in the sampler thread, and again whenever a failing sensor is re-probed.
+pub fn opener(cfg: &crate::config::SensorConfig, state_dir: &std::path::Path) -> Opener {
+    use crate::config::SensorKind as K;
+    let cfg = cfg.clone();
+    let seed = cfg
+        .seed
+        .unwrap_or_else(|| crate::rng::Rng::from_text(&cfg.id).next_u64());
+    match cfg.kind {
+        K::SimulatedClimate => Opener::Periodic(Box::new(move || {
+            Ok(Box::new(simulated::SimulatedClimate::new(seed)) as Box<dyn Sensor>)
+        })),
+        K::SimulatedMotion => Opener::Events(Box::new(move || {
+            Ok(Box::new(simulated::SimulatedMotion::new(seed)) as Box<dyn EventSensor>)
+        })),
+        K::SimulatedDoor => Opener::Events(Box::new(move || {
+            Ok(Box::new(simulated::SimulatedDoor::new(seed)) as Box<dyn EventSensor>)
+        })),
+        K::Sht3x | K::Shtc3 | K::Bme280 | K::Aht20 | K::Htu21d => {
+            Opener::Periodic(Box::new(move || i2c::open(&cfg)))
+        }
+        K::Ds18b20 | K::Dht22 | K::SocTemp => Opener::Periodic(Box::new(move || sysfs::open(&cfg))),
+        K::Pir | K::ReedSwitch => {
+            let state_dir = state_dir.to_path_buf();
+            Opener::Events(Box::new(move || gpio::open(&cfg, &state_dir)))
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The agent: wires the parts into threads. One sampler thread for periodic sensors, one
+//! thread per event sensor, the recorder (the only writer of readings), the uploader, and the
+//! main thread, which waits for SIGTERM/SIGINT and keeps systemd informed.
+
+use crate::clock::{Clock, SystemClock, TimeKeeper};
+use crate::config::Board;
+use crate::queue::{Queue, QueueError};
+use crate::recorder::Recorder;
+use crate::sampler::{self, Slot};
+use crate::sensors::{self, Opener};
+use crate::shutdown::Shutdown;
+use crate::upload::endpoint::{Endpoint, EndpointError};
+use crate::upload::transport::{HttpTransport, TlsOptions, TransportError};
+use crate::upload::{Step, Uploader};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("upload: {0}")]
+    Transport(#[from] TransportError),
+    #[error("cannot start: {0}")]
+    Start(String),
+}
+
+/// How long the health reading waits between samples.
+const METRICS_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the uploader sleeps when the queue is empty.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Open the queue, settle readings held by past boots, and build the time keeper.
+pub fn open_queue(
+    board: &Board,
+    clock: Arc<dyn Clock>,
+) -> Result<(Queue, Arc<TimeKeeper>), AgentError> {
+    let path = board.queue.resolved_path();
+    let mut queue = Queue::open(&path)?;
+    let last_trusted: i64 = queue
+        .meta("last_trusted_ns")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let settled = queue.settle_past_boots(&clock.boot_id(), last_trusted, clock.wall_ns())?;
+    if settled.estimated + settled.unknown_time > 0 {
+        log::warn!(
+            "readings from a boot that ended before clock sync: {} uploaded with time_estimated=true, {} dead-lettered as unknown_time",
+            settled.estimated,
+            settled.unknown_time
+        );
+    }
+    let time = Arc::new(TimeKeeper::new(
+        clock,
+        board.clock.require_sync,
+        last_trusted,
+    ));
+    Ok((queue, time))
+}
+
+/// Run until SIGTERM or SIGINT; then stop sampling, commit what is pending and return.
+pub fn run(board: &Board) -> Result<(), AgentError> {
+    let device_id = crate::device::resolve_id(&board.device.id);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let (queue, time) = open_queue(board, clock)?;
+    let queue_path = queue.path().to_path_buf();
+    let state_dir = queue_path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let plan = crate::device::series_plan(board, &device_id);
+    let recorder = Recorder::new(
+        queue,
+        &plan,
+        time.clone(),
+        board.queue.commit_interval,
+        METRICS_INTERVAL,
+    )?;
+
+    let shutdown = Shutdown::new();
+    let signals = watch_signals(shutdown.clone())?;
+    let (tx, rx) = mpsc::channel();
+    let recorder_thread = spawn("recorder", move || recorder.run(rx))?;
+
+    let mut sensor_threads = Vec::new();
+    let mut periodic = Vec::new();
+    for (index, cfg) in board.sensors.iter().enumerate() {
+        match sensors::opener(cfg, &state_dir) {
+            Opener::Periodic(open) => {
+                periodic.push(Slot::new(index, cfg.id.clone(), cfg.interval, open))
+            }
+            Opener::Events(open) => {
+                let slot = Slot::new(index, cfg.id.clone(), cfg.interval, open);
+                let (time, tx, stop) = (time.clone(), tx.clone(), shutdown.clone());
+                sensor_threads.push(spawn(&format!("events-{}", cfg.id), move || {
+                    sampler::run_events(slot, time, tx, stop)
+                })?);
+            }
+        }
+    }
+    {
+        let (time, tx, stop) = (time.clone(), tx.clone(), shutdown.clone());
+        sensor_threads.push(spawn("sampler", move || {
+            sampler::run_periodic(periodic, time, tx, stop)
+        })?);
+    }
+    drop(tx);
+
+    let uploader_thread = match &board.upload {
+        Some(cfg) => {
+            let endpoint = Endpoint::new(cfg)?;
+            let transport = HttpTransport::new(
+                cfg.timeout,
+                &TlsOptions {
+                    ca_file: cfg.ca_file.clone(),
+                    insecure_skip_verify: cfg.insecure_skip_verify,
+                },
+            )?;
+            if cfg.insecure_skip_verify {
+                log::warn!("upload.insecure_skip_verify = true: TLS certificates are NOT checked; anyone on the path can read and alter uploads");
+            }
+            let queue = Queue::open(&queue_path)?;
+            let uploader = Uploader::new(queue, endpoint, transport, cfg, &device_id);
+            let start_delay = cfg
+                .start_delay_max
+                .mul_f64(crate::rng::Rng::from_text(&device_id).unit());
+            let stop = shutdown.clone();
+            log::info!("uploading to {} ({:?})", cfg.url, cfg.api);
+            Some(spawn("uploader", move || {
+                upload_loop(uploader, start_delay, stop)
+            })?)
+        }
+        None => {
+            log::info!("no [upload] section: readings are kept in the queue only");
+            None
+        }
+    };
+
+    log::info!(
+        "fieldlink {} running: device {device_id}, {} sensor(s), queue {}",
+        env!("CARGO_PKG_VERSION"),
+        board.sensors.len(),
+        queue_path.display()
+    );
+    crate::notify::send("READY=1\nSTATUS=sampling");
+    let tick = crate::notify::watchdog_interval().unwrap_or(Duration::from_secs(60));
+    while !shutdown.sleep(tick) {
+        crate::notify::send("WATCHDOG=1");
+    }
+    crate::notify::send("STOPPING=1\nSTATUS=committing and stopping");
+    log::info!("stopping: committing pending readings");
+    for handle in sensor_threads {
+        let _ = handle.join();
+    }
+    let _ = recorder_thread.join();
+    // The uploader may be inside a request; what it was sending is still queued, so wait only
+    // briefly for it.
+    if let Some(handle) = uploader_thread {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    drop(signals);
+    log::info!("stopped");
+    Ok(())
+}
+
+fn upload_loop<T: crate::upload::transport::Transport>(
+    mut uploader: Uploader<T>,
+    start_delay: Duration,
+    stop: Shutdown,
+) {
+    if !start_delay.is_zero() {
+        log::info!(
+            "waiting {:.1?} before the first upload (spreads a fleet's reconnects)",
+            start_delay
+        );
+        if stop.sleep(start_delay) {
+            return;
+        }
+    }
+    let mut offline = false;
+    loop {
+        let wait = match uploader.step() {
+            Ok(Step::Sent(_)) => {
+                offline = false;
+                uploader.pace_delay()
+            }
+            Ok(Step::Idle) => IDLE_POLL,
+            Ok(Step::Paused(pause)) => {
+                if !offline {
+                    let depth = uploader.queue().stats().map(|s| s.depth).unwrap_or(0);
+                    log::info!("queueing offline: {depth} reading(s) waiting on disk; uploads resume when the server answers");
+                    offline = true;
+                }
+                pause.delay
+            }
+            Err(e) => {
+                log::error!("upload: queue error: {e}");
+                Duration::from_secs(5)
+            }
+        };
+        if stop.sleep(wait) || stop.is_triggered() {
+            return;
+        }
+    }
+}
+
+/// SIGTERM and SIGINT trigger the shutdown from a small thread blocked on a signal pipe.
+fn watch_signals(shutdown: Shutdown) -> Result<signal_hook::iterator::Handle, AgentError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| AgentError::Start(format!("signal handlers: {e}")))?;
+    let handle = signals.handle();
+    spawn("signals", move || {
+        if signals.forever().next().is_some() {
+            shutdown.trigger();
+        }
+    })?;
+    Ok(handle)
+}
+
+fn spawn<F: FnOnce() + Send + 'static>(name: &str, work: F) -> Result<JoinHandle<()>, AgentError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map_err(|e| AgentError::Start(format!("thread {name}: {e}")))
+}

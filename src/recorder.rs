@@ -1,0 +1,310 @@
+//! The recorder: the one thread that writes readings to the queue. It gathers what the sensor
+//! threads send for one commit window and writes it in a single transaction, so the SD card
+//! sees one small burst every few seconds instead of a write per reading. It also decides,
+//! per reading, whether its timestamp can be trusted or must be held, releases held readings
+//! once the clock is trusted, and adds the agent's own health readings.
+
+use crate::clock::TimeKeeper;
+use crate::line_protocol;
+use crate::queue::{counter, Commit, HeldReading, NewReading, Queue, QueueError};
+use crate::reading::{Fields, Kind, Value};
+use crate::sampler::Message;
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most readings kept in memory while the disk refuses writes (full, or failing). Past this the
+/// oldest routine readings are dropped and counted, so memory stays bounded on a 512 MB Pi.
+pub const SPILL_LIMIT: usize = 4096;
+
+/// Measurement of the agent's own health readings (like Telegraf's `internal`).
+pub const INTERNAL_MEASUREMENT: &str = "fieldlink_internal";
+
+pub struct Recorder {
+    queue: Queue,
+    /// Series id of each sensor, by its index in the board file.
+    series: Vec<i64>,
+    sensor_ids: Vec<String>,
+    internal_series: i64,
+    time: Arc<TimeKeeper>,
+    boot: String,
+    commit_interval: Duration,
+    metrics_interval: Duration,
+    trusted: Vec<NewReading>,
+    held: Vec<HeldReading>,
+    counters: BTreeMap<String, i64>,
+    /// Held readings of this boot exist (in the queue or pending).
+    holding: bool,
+    /// Wall-minus-monotonic offset learnt from the first trusted stamp after holding.
+    release_offset: Option<i64>,
+    newest_trusted_ns: Option<i64>,
+    disk_trouble: bool,
+}
+
+/// What the recorder needs to know about the board's series.
+pub struct SeriesPlan {
+    /// Series key per sensor, in board order.
+    pub sensor_keys: Vec<String>,
+    pub sensor_ids: Vec<String>,
+    pub internal_key: String,
+}
+
+impl Recorder {
+    pub fn new(
+        mut queue: Queue,
+        plan: &SeriesPlan,
+        time: Arc<TimeKeeper>,
+        commit_interval: Duration,
+        metrics_interval: Duration,
+    ) -> Result<Recorder, QueueError> {
+        let series = plan
+            .sensor_keys
+            .iter()
+            .map(|k| queue.series_id(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let internal_series = queue.series_id(&plan.internal_key)?;
+        let boot = time.clock().boot_id();
+        let holding = queue.stats()?.held > 0;
+        Ok(Recorder {
+            queue,
+            series,
+            sensor_ids: plan.sensor_ids.clone(),
+            internal_series,
+            time,
+            boot,
+            commit_interval,
+            metrics_interval,
+            trusted: Vec::new(),
+            held: Vec::new(),
+            counters: BTreeMap::new(),
+            holding,
+            release_offset: None,
+            newest_trusted_ns: None,
+            disk_trouble: false,
+        })
+    }
+
+    pub fn queue(&mut self) -> &mut Queue {
+        &mut self.queue
+    }
+
+    /// Receive until every sender is gone (the sensor threads stop on shutdown), committing at
+    /// each window's end and once more at the very end.
+    pub fn run(mut self, rx: Receiver<Message>) {
+        let mut next_commit = Instant::now() + self.commit_interval;
+        let mut next_metrics = Instant::now() + self.metrics_interval;
+        loop {
+            let wait = next_commit.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(message) => {
+                    self.accept(message);
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.commit();
+                    return;
+                }
+            }
+            if Instant::now() >= next_metrics {
+                self.add_health_reading();
+                next_metrics = Instant::now() + self.metrics_interval;
+            }
+            self.commit();
+            next_commit = Instant::now() + self.commit_interval;
+        }
+    }
+
+    /// Take one message into the pending commit.
+    pub fn accept(&mut self, message: Message) {
+        match message {
+            Message::Failed { sensor, reason } => {
+                let id = self
+                    .sensor_ids
+                    .get(sensor)
+                    .map(String::as_str)
+                    .unwrap_or("?");
+                *self
+                    .counters
+                    .entry(format!("{}{id}.{reason}", counter::SENSOR_ERROR_PREFIX))
+                    .or_default() += 1;
+            }
+            Message::Reading(reading) => {
+                let Some(&series) = self.series.get(reading.sensor) else {
+                    return;
+                };
+                self.add(series, reading.kind, &reading.fields, reading.stamp);
+            }
+        }
+    }
+
+    fn add(&mut self, series: i64, kind: Kind, fields: &Fields, stamp: crate::clock::Stamp) {
+        let (set, nonfinite) = line_protocol::field_set(fields);
+        if nonfinite > 0 {
+            *self
+                .counters
+                .entry(counter::FIELDS_NONFINITE.into())
+                .or_default() += nonfinite as i64;
+        }
+        let Some(fields) = set else { return };
+        let event = kind == Kind::Event;
+        if stamp.trusted {
+            if self.holding && self.release_offset.is_none() {
+                self.release_offset = Some(stamp.wall_ns - stamp.mono_ns);
+            }
+            self.newest_trusted_ns = Some(stamp.wall_ns);
+            self.trusted.push(NewReading {
+                series,
+                time_ns: stamp.wall_ns,
+                fields,
+                event,
+            });
+        } else {
+            self.holding = true;
+            self.held.push(HeldReading {
+                series,
+                boot: self.boot.clone(),
+                mono_ns: stamp.mono_ns,
+                wall_ns: stamp.wall_ns,
+                fields,
+                event,
+            });
+        }
+        self.enforce_spill_limit();
+    }
+
+    /// Write what the window gathered. On failure everything stays pending (bounded) and the
+    /// write is retried at the next window.
+    pub fn commit(&mut self) {
+        if self.trusted.is_empty()
+            && self.held.is_empty()
+            && self.counters.is_empty()
+            && self.release_offset.is_none()
+        {
+            return;
+        }
+        let counters: Vec<(&str, i64)> = self
+            .counters
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        let mut meta = Vec::new();
+        if let Some(newest) = self.newest_trusted_ns {
+            meta.push(("last_trusted_ns", newest.to_string()));
+        }
+        let result = self.queue.commit(&Commit {
+            trusted: &self.trusted,
+            held: &self.held,
+            counters: &counters,
+            meta: &meta,
+        });
+        match result {
+            Ok(()) => {
+                if self.disk_trouble {
+                    log::info!("queue writes work again");
+                    self.disk_trouble = false;
+                }
+                if let Some(newest) = self.newest_trusted_ns.take() {
+                    self.time.saw_trusted(newest);
+                }
+                self.trusted.clear();
+                self.held.clear();
+                self.counters.clear();
+            }
+            Err(e) => {
+                if !self.disk_trouble {
+                    log::error!("cannot write the queue ({e}); keeping up to {SPILL_LIMIT} readings in memory and retrying");
+                    self.disk_trouble = true;
+                }
+                return;
+            }
+        }
+        if let Some(offset) = self.release_offset.take() {
+            match self.queue.release_held(&self.boot, offset) {
+                Ok(n) => {
+                    self.holding = false;
+                    if n > 0 {
+                        log::info!("clock trusted: re-stamped and released {n} held readings");
+                    }
+                }
+                Err(e) => {
+                    log::error!("cannot release held readings: {e}");
+                    self.release_offset = Some(offset);
+                }
+            }
+        }
+    }
+
+    /// Keep pending readings within `SPILL_LIMIT`: drop the oldest routine readings first,
+    /// events only when nothing else is left.
+    fn enforce_spill_limit(&mut self) {
+        while self.trusted.len() + self.held.len() > SPILL_LIMIT {
+            let victim = self.trusted.iter().position(|r| !r.event);
+            match victim {
+                Some(i) => {
+                    self.trusted.remove(i);
+                }
+                None if !self.held.is_empty() => {
+                    self.held.remove(0);
+                }
+                None => {
+                    self.trusted.remove(0);
+                }
+            }
+            *self
+                .counters
+                .entry(counter::DROPPED_FULL.into())
+                .or_default() += 1;
+        }
+    }
+
+    /// The agent's own health as a reading: queue depth and age, drops by reason, bytes
+    /// written to disk. It goes through the queue like any other reading.
+    fn add_health_reading(&mut self) {
+        let stamp = self.time.stamp();
+        let stats = self.queue.stats().unwrap_or_default();
+        let counters = self.queue.counters().unwrap_or_default();
+        let mut fields: Fields = vec![
+            ("queue_depth", Value::Int(stats.depth)),
+            ("queue_bytes", Value::Int(stats.bytes as i64)),
+            ("held", Value::Int(stats.held)),
+            ("dead_letters", Value::Int(stats.dead_letters)),
+        ];
+        if let Some(oldest) = stats.oldest_ns {
+            fields.push((
+                "oldest_age_s",
+                Value::Float(((stamp.wall_ns - oldest) as f64 / 1e9).max(0.0)),
+            ));
+        }
+        for (name, field) in [
+            (counter::SAMPLED, "sampled"),
+            (counter::UPLOADED, "uploaded"),
+            (counter::EXPIRED, "dropped_expired"),
+            (counter::THINNED, "dropped_thinned"),
+            (counter::DROPPED_FULL, "dropped_full"),
+            (counter::REJECTED, "dropped_rejected"),
+            (counter::UNKNOWN_TIME, "dropped_unknown_time"),
+        ] {
+            fields.push((field, Value::Int(counters.get(name).copied().unwrap_or(0))));
+        }
+        let sensor_errors: i64 = counters
+            .iter()
+            .filter(|(k, _)| k.starts_with(counter::SENSOR_ERROR_PREFIX))
+            .map(|(_, v)| v)
+            .sum();
+        fields.push(("sensor_errors", Value::Int(sensor_errors)));
+        if let Some(bytes) = disk_write_bytes() {
+            fields.push(("disk_write_bytes", Value::Int(bytes as i64)));
+        }
+        self.add(self.internal_series, Kind::Routine, &fields, stamp);
+    }
+}
+
+/// Bytes this process caused to be written to storage (`write_bytes` of /proc/self/io).
+pub fn disk_write_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+}
