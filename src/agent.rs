@@ -4,7 +4,7 @@
 
 use crate::clock::{Clock, SystemClock, TimeKeeper};
 use crate::config::Board;
-use crate::queue::{Queue, QueueError};
+use crate::queue::{Policy, Queue, QueueError};
 use crate::recorder::Recorder;
 use crate::sampler::{self, Slot};
 use crate::sensors::{self, Opener};
@@ -73,13 +73,19 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
     let plan = crate::device::series_plan(board, &device_id);
+    let policy = Policy {
+        max_bytes: board.queue.max_bytes,
+        max_age: board.queue.max_age,
+        window: board.queue.downsample_window,
+    };
     let recorder = Recorder::new(
         queue,
         &plan,
         time.clone(),
         board.queue.commit_interval,
         METRICS_INTERVAL,
-    )?;
+    )?
+    .with_retention(policy);
 
     let shutdown = Shutdown::new();
     let signals = watch_signals(shutdown.clone())?;

@@ -91,6 +91,13 @@ impl std::fmt::Write for ByteWriter<'_> {
     }
 }
 
+/// A field or tag key, escaped (commas, equals signs and spaces).
+pub fn escape_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    escape_into(&mut out, name, &[',', '=', ' ']);
+    out
+}
+
 fn escape_into(out: &mut String, text: &str, special: &[char]) {
     for c in text.chars() {
         if special.contains(&c) {

@@ -6,7 +6,7 @@
 
 use crate::clock::TimeKeeper;
 use crate::line_protocol;
-use crate::queue::{counter, Commit, HeldReading, NewReading, Queue, QueueError};
+use crate::queue::{counter, Commit, HeldReading, NewReading, Policy, Queue, QueueError};
 use crate::reading::{Fields, Kind, Value};
 use crate::sampler::Message;
 use std::collections::BTreeMap;
@@ -40,6 +40,7 @@ pub struct Recorder {
     release_offset: Option<i64>,
     newest_trusted_ns: Option<i64>,
     disk_trouble: bool,
+    retention: Option<Policy>,
 }
 
 /// What the recorder needs to know about the board's series.
@@ -82,7 +83,15 @@ impl Recorder {
             release_offset: None,
             newest_trusted_ns: None,
             disk_trouble: false,
+            retention: None,
         })
+    }
+
+    /// Keep the queue within these bounds after every commit.
+    pub fn with_retention(mut self, policy: Policy) -> Recorder {
+        self.queue.set_budget(policy.max_bytes);
+        self.retention = Some(policy);
+        self
     }
 
     pub fn queue(&mut self) -> &mut Queue {
@@ -218,6 +227,18 @@ impl Recorder {
                     self.disk_trouble = true;
                 }
                 return;
+            }
+        }
+        if let Some(policy) = self.retention {
+            // An untrusted clock must not expire anything: its "now" may be decades off.
+            let stamp = self.time.stamp();
+            let now = if stamp.trusted {
+                stamp.wall_ns
+            } else {
+                i64::MIN / 2
+            };
+            if let Err(e) = self.queue.enforce(&policy, now) {
+                log::error!("cannot enforce the queue's budget: {e}");
             }
         }
         if let Some(offset) = self.release_offset.take() {

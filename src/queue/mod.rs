@@ -9,11 +9,13 @@
 mod batch;
 mod dead_letters;
 mod held;
+mod retention;
 mod schema;
 
 pub use batch::Batch;
 pub use dead_letters::{split_line, DeadLetter, Selection};
 pub use held::Settled;
+pub use retention::{Enforced, Policy};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::{BTreeMap, HashMap};
@@ -175,6 +177,19 @@ impl Queue {
             path: path.to_path_buf(),
             series_keys: HashMap::new(),
         })
+    }
+
+    /// Size the WAL to the budget: checkpoint at a quarter of `max_bytes` (at most the SQLite
+    /// default of 1000 pages) and truncate the WAL file back to that after checkpoints, so the
+    /// queue's files stay near `max_bytes` in total.
+    pub fn set_budget(&mut self, max_bytes: u64) {
+        let quarter = (max_bytes / 4).clamp(64 * 1024, 4 << 20);
+        let pages = (quarter / 4096).min(1000);
+        let sql =
+            format!("PRAGMA wal_autocheckpoint = {pages}; PRAGMA journal_size_limit = {quarter};");
+        if let Err(e) = self.conn.execute_batch(&sql) {
+            log::warn!("queue {}: cannot size the WAL: {e}", self.path.display());
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -1,0 +1,375 @@
+//! Keeping the queue within its budget when the network is gone for longer than planned.
+//!
+//! The policy, in order: readings older than `max_age` expire. When the file's live bytes pass
+//! `max_bytes`: (a) the oldest routine readings are thinned: each `window` of a series becomes
+//! one aggregate reading (`<field>_mean`, `_min`, `_max`, `count`), like InfluxDB's downsampling
+//! guide; (b) when nothing is left to thin, the oldest routine readings and aggregates are
+//! dropped; (c) events (door, motion edges) go last. Every reading removed is counted by reason.
+
+use super::{counter, Queue, QueueError};
+use crate::line_protocol;
+use crate::reading::Value;
+use rusqlite::params;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `readings.event` values.
+pub const ROUTINE: i64 = 0;
+pub const AGGREGATE: i64 = 2;
+
+/// How many rows one thinning pass looks at: bounds the work done at once.
+const THIN_SCAN: i64 = 100_000;
+const DROP_CHUNK: i64 = 2_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub max_bytes: u64,
+    pub max_age: Duration,
+    pub window: Duration,
+}
+
+/// What one enforcement pass removed, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Enforced {
+    pub expired: usize,
+    pub thinned: usize,
+    pub aggregates: usize,
+    pub dropped_full: usize,
+}
+
+impl Queue {
+    /// Bring the queue within `policy` at wall time `now_ns`. Cheap when nothing is over.
+    pub fn enforce(&mut self, policy: &Policy, now_ns: i64) -> Result<Enforced, QueueError> {
+        let max_age_ns = i64::try_from(policy.max_age.as_nanos()).unwrap_or(i64::MAX);
+        let mut done = Enforced {
+            expired: self.expire(now_ns.saturating_sub(max_age_ns))?,
+            ..Enforced::default()
+        };
+        // Aim a little under the limit so the next commits do not trigger another pass at once.
+        let target = policy.max_bytes - policy.max_bytes / 10;
+        if self.stats()?.bytes <= policy.max_bytes {
+            return Ok(done);
+        }
+        let window = policy.window.as_nanos().max(1) as i64;
+        let mut passes = 0;
+        while self.stats()?.bytes > target && passes < 10_000 {
+            passes += 1;
+            let (removed, created) = self.thin_oldest_window(window)?;
+            if removed > 0 {
+                done.thinned += removed;
+                done.aggregates += created;
+                continue;
+            }
+            let dropped = self.drop_oldest(false)?;
+            if dropped > 0 {
+                done.dropped_full += dropped;
+                continue;
+            }
+            let dropped = self.drop_oldest(true)?;
+            if dropped == 0 {
+                break;
+            }
+            done.dropped_full += dropped;
+        }
+        if done != Enforced::default() {
+            log::warn!(
+                "queue over its budget: expired {}, thinned {} into {} aggregates, dropped {} (oldest first)",
+                done.expired,
+                done.thinned,
+                done.aggregates,
+                done.dropped_full
+            );
+        }
+        Ok(done)
+    }
+
+    /// Remove readings sampled before `cutoff_ns`, oldest first.
+    fn expire(&mut self, cutoff_ns: i64) -> Result<usize, QueueError> {
+        let mut total = 0;
+        loop {
+            let n = self.write(|tx| {
+                let n = tx.execute(
+                    "DELETE FROM readings WHERE id IN (SELECT id FROM readings ORDER BY id LIMIT ?1) AND time_ns < ?2",
+                    params![DROP_CHUNK, cutoff_ns],
+                )?;
+                Ok((n, vec![(counter::EXPIRED, n as i64), (counter::QUEUED, -(n as i64))]))
+            })?;
+            total += n;
+            if n < DROP_CHUNK as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Fold the routine readings of the oldest window into one aggregate per series.
+    /// Returns (readings removed, aggregates created).
+    fn thin_oldest_window(&mut self, window_ns: i64) -> Result<(usize, usize), QueueError> {
+        self.write(|tx| {
+            let first: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT id, time_ns FROM readings WHERE event = ?1 ORDER BY id LIMIT 1",
+                    [ROUTINE],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map(Some)
+                .or_else(|e| {
+                    if e == rusqlite::Error::QueryReturnedNoRows {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            let Some((first_id, t0)) = first else {
+                return Ok(((0, 0), vec![]));
+            };
+            let start = t0 - t0.rem_euclid(window_ns);
+            let end = start + window_ns;
+            let mut groups: BTreeMap<i64, Aggregate> = BTreeMap::new();
+            let mut ids = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT id, series, fields FROM readings
+                     WHERE id >= ?1 AND id < ?2 AND event = ?3 AND time_ns >= ?4 AND time_ns < ?5",
+                )?;
+                let rows = stmt.query_map(
+                    params![first_id, first_id + THIN_SCAN, ROUTINE, start, end],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )?;
+                for row in rows {
+                    let (id, series, fields) = row?;
+                    groups.entry(series).or_default().add(&fields);
+                    ids.push(id);
+                }
+            }
+            {
+                let mut delete = tx.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
+                for id in &ids {
+                    delete.execute([id])?;
+                }
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (series, aggregate) in &groups {
+                    if let Some(fields) = aggregate.field_set() {
+                        insert.execute(params![series, start, fields, AGGREGATE])?;
+                    }
+                }
+            }
+            let (removed, created) = (ids.len(), groups.len());
+            let counters = vec![
+                (counter::THINNED, removed as i64),
+                (counter::AGGREGATES, created as i64),
+                (counter::QUEUED, created as i64 - removed as i64),
+            ];
+            Ok(((removed, created), counters))
+        })
+    }
+
+    /// Drop the oldest readings: routine ones and aggregates, or (when `events`) anything.
+    fn drop_oldest(&mut self, events: bool) -> Result<usize, QueueError> {
+        let sql = if events {
+            "DELETE FROM readings WHERE id IN (SELECT id FROM readings ORDER BY id LIMIT ?1)"
+        } else {
+            "DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE event != 1 ORDER BY id LIMIT ?1)"
+            // 1: events
+        };
+        self.write(|tx| {
+            let n = tx.execute(sql, [DROP_CHUNK])?;
+            Ok((
+                n,
+                vec![
+                    (counter::DROPPED_FULL, n as i64),
+                    (counter::QUEUED, -(n as i64)),
+                ],
+            ))
+        })
+    }
+}
+
+/// Running mean/min/max per numeric field, true-counts per boolean field.
+#[derive(Default)]
+struct Aggregate {
+    count: i64,
+    numeric: BTreeMap<String, (f64, f64, f64, i64)>,
+    trues: BTreeMap<String, i64>,
+}
+
+impl Aggregate {
+    fn add(&mut self, field_set: &str) {
+        self.count += 1;
+        for (name, value) in line_protocol::parse_field_set(field_set) {
+            let number = match value {
+                Value::Float(v) => v,
+                Value::Int(v) => v as f64,
+                Value::UInt(v) => v as f64,
+                Value::Bool(b) => {
+                    *self.trues.entry(name).or_default() += i64::from(b);
+                    continue;
+                }
+                Value::Str(_) => continue,
+            };
+            let slot =
+                self.numeric
+                    .entry(name)
+                    .or_insert((0.0, f64::INFINITY, f64::NEG_INFINITY, 0));
+            slot.0 += number;
+            slot.1 = slot.1.min(number);
+            slot.2 = slot.2.max(number);
+            slot.3 += 1;
+        }
+    }
+
+    fn field_set(&self) -> Option<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        for (name, (sum, min, max, n)) in &self.numeric {
+            for (suffix, v) in [("mean", sum / *n as f64), ("min", *min), ("max", *max)] {
+                names.push(format!("{name}_{suffix}"));
+                values.push(Value::Float(v));
+            }
+        }
+        for (name, n) in &self.trues {
+            names.push(format!("{name}_true_count"));
+            values.push(Value::Int(*n));
+        }
+        names.push("count".into());
+        values.push(Value::Int(self.count));
+        // field_set wants &'static names; the aggregate's names are built at run time, so
+        // write the set by hand with the same escaping rules via a one-field call per pair.
+        let parts: Vec<String> = names
+            .iter()
+            .zip(values)
+            .filter_map(|(name, value)| {
+                let (set, _) = line_protocol::field_set(&vec![("x", value)]);
+                set.map(|s| format!("{}{}", line_protocol::escape_key(name), &s[1..]))
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::NewReading;
+
+    const S: i64 = 1_000_000_000;
+
+    fn fill(q: &mut Queue, seconds: i64, start: i64) {
+        let s1 = q.series_id("m,sensor_id=a").unwrap();
+        let s2 = q.series_id("m,sensor_id=b").unwrap();
+        let mut rows = Vec::new();
+        for t in 0..seconds {
+            for (s, base) in [(s1, 20.0), (s2, 5.0)] {
+                rows.push(NewReading {
+                    series: s,
+                    time_ns: start + t * S,
+                    fields: format!(
+                        "temperature={},humidity={}i,door_open={}",
+                        base + (t % 10) as f64,
+                        40 + t % 3,
+                        t % 2 == 0
+                    ),
+                    event: t % 1000 == 0 && s == s2,
+                });
+            }
+        }
+        q.push(&rows, &[], &[]).unwrap();
+    }
+
+    #[test]
+    fn old_readings_expire_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(&dir.path().join("q.db")).unwrap();
+        fill(&mut q, 100, 0);
+        let policy = Policy {
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(50),
+            window: Duration::from_secs(10),
+        };
+        let done = q.enforce(&policy, 100 * S).unwrap();
+        assert_eq!(done.expired, 100);
+        assert_eq!(q.counters().unwrap()["dropped.expired"], 100);
+        assert_eq!(q.stats().unwrap().depth, 100);
+    }
+
+    #[test]
+    fn a_full_queue_thins_the_oldest_windows_into_aggregates_and_keeps_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(&dir.path().join("q.db")).unwrap();
+        fill(&mut q, 20_000, 0);
+        let before = q.stats().unwrap().bytes;
+        let policy = Policy {
+            max_bytes: before / 2,
+            max_age: Duration::from_secs(1 << 40),
+            window: Duration::from_secs(300),
+        };
+        let done = q.enforce(&policy, 0).unwrap();
+        assert!(
+            done.thinned > 0 && done.aggregates > 0 && done.dropped_full == 0,
+            "{done:?}"
+        );
+        assert!(q.stats().unwrap().bytes <= policy.max_bytes);
+        let events: i64 = q
+            .conn()
+            .query_row("SELECT count(*) FROM readings WHERE event = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(events, 20, "events are never thinned");
+        let (fields, time): (String, i64) = q
+            .conn()
+            .query_row(
+                "SELECT fields, time_ns FROM readings WHERE event = 2 ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            time % (300 * S),
+            0,
+            "aggregates are stamped at their window's start"
+        );
+        assert!(
+            fields.contains("temperature_mean=")
+                && fields.contains("humidity_max=")
+                && fields.contains("door_open_true_count="),
+            "{fields}"
+        );
+        assert!(
+            fields.ends_with("count=300i") || fields.ends_with("count=299i"),
+            "{fields}"
+        );
+        let c = q.counters().unwrap();
+        assert_eq!(
+            c["sampled"] + c["aggregates"] - c["dropped.thinned"],
+            c["queued"]
+        );
+    }
+
+    #[test]
+    fn when_nothing_is_left_to_thin_the_oldest_are_dropped_and_events_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(&dir.path().join("q.db")).unwrap();
+        fill(&mut q, 20_000, 0);
+        let policy = Policy {
+            max_bytes: 64 * 1024,
+            max_age: Duration::from_secs(1 << 40),
+            window: Duration::from_secs(60),
+        };
+        let done = q.enforce(&policy, 0).unwrap();
+        assert!(done.dropped_full > 0, "{done:?}");
+        assert!(q.stats().unwrap().bytes <= policy.max_bytes);
+        let c = q.counters().unwrap();
+        assert_eq!(
+            c["sampled"] + c["aggregates"] - c["dropped.thinned"] - c["dropped.dropped_full"],
+            c["queued"]
+        );
+    }
+}
