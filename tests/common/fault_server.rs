@@ -151,8 +151,12 @@ pub struct Request {
     pub wire_len: usize,
     /// The decompressed body split on `\n` (empty when the body was cut off).
     pub lines: Vec<String>,
-    /// The status answered; `None` when the connection was reset instead.
+    /// The status answered; `None` when the connection was reset instead, or while the
+    /// answer is still being delayed.
     pub answered: Option<u16>,
+    /// The server is done with it (answered or reset). Requests are recorded on arrival, so a
+    /// test can see a request the server is still sitting on.
+    pub done: bool,
 }
 
 impl Request {
@@ -334,15 +338,17 @@ fn serve(stream: TcpStream, shared: &Shared) {
             wire_len: 0,
             lines: Vec::new(),
             answered: None,
+            done: false,
         };
 
         if let Action::ResetMidBody = script.action {
             // Take a few bytes of the body (if any), then reset without a word.
             let mut some = [0u8; 16];
             let _ = reader.read(&mut some);
+            let index = arrive(shared, request);
             thread::sleep(script.delay);
-            record(shared, request, &[]);
             reset(reader.get_ref());
+            finish(shared, index, None, &[]);
             return;
         }
 
@@ -356,8 +362,8 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 match GzDecoder::new(&wire[..]).read_to_end(&mut out) {
                     Ok(_) => out,
                     Err(_) => {
-                        request.answered = Some(400);
-                        record(shared, request, &[]);
+                        let index = arrive(shared, request);
+                        finish(shared, index, Some(400), &[]);
                         let _ = respond(&mut writer, 400, &[], "{\"error\":\"bad gzip\"}");
                         continue;
                     }
@@ -372,11 +378,11 @@ fn serve(stream: TcpStream, shared: &Shared) {
             text.split('\n').map(str::to_string).collect()
         };
         request.lines = lines.clone();
+        let index = arrive(shared, request);
         thread::sleep(script.delay);
 
         let (status, headers, answer, accepted) = decide(&script, &head, &body, &lines);
-        request.answered = Some(status);
-        record(shared, request, &accepted);
+        finish(shared, index, Some(status), &accepted);
         let keep_alive = !head
             .get("connection")
             .is_some_and(|c| c.eq_ignore_ascii_case("close"));
@@ -490,9 +496,18 @@ fn forward(upstream: &str, head: &Head, body: &[u8], lines: &[String]) -> Decisi
     }
 }
 
-fn record(shared: &Shared, request: Request, accepted: &[String]) {
+/// Record a request as it arrives; its index for [`finish`].
+fn arrive(shared: &Shared, request: Request) -> usize {
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     state.requests.push(request);
+    shared.changed.notify_all();
+    state.requests.len() - 1
+}
+
+fn finish(shared: &Shared, index: usize, answered: Option<u16>, accepted: &[String]) {
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    state.requests[index].answered = answered;
+    state.requests[index].done = true;
     state.accepted.extend_from_slice(accepted);
     shared.changed.notify_all();
 }
