@@ -76,7 +76,8 @@ impl Clock for SystemClock {
 }
 
 /// CLOCK_BOOTTIME: monotonic, and unlike CLOCK_MONOTONIC it keeps counting through suspend.
-#[allow(unsafe_code)]
+// time_t and c_long are 32-bit on armv7: the conversions are needed there, not on x86_64.
+#[allow(unsafe_code, clippy::useless_conversion)]
 fn boottime_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -87,7 +88,7 @@ fn boottime_ns() -> i64 {
     if rc != 0 {
         return 0;
     }
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec)
 }
 
 /// adjtimex(2) in read-only mode: synchronised unless STA_UNSYNC is set or it returns TIME_ERROR.
