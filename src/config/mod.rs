@@ -334,7 +334,11 @@ impl Board {
     pub fn load(path: &Path) -> Result<Board, ConfigError> {
         let text = read(path)?;
         let mut board: Board = toml::from_str(&text).map_err(|e| toml_error(path, &text, e))?;
-        if let Some(overlay_path) = board.device.overlay.clone() {
+        if let Some(mut overlay_path) = board.device.overlay.clone() {
+            // A relative overlay path is relative to the board file, not to the working directory.
+            if overlay_path.is_relative() {
+                overlay_path = path.parent().unwrap_or(Path::new(".")).join(overlay_path);
+            }
             let overlay_text = read(&overlay_path)?;
             let overlay: Overlay = toml::from_str(&overlay_text)
                 .map_err(|e| toml_error(&overlay_path, &overlay_text, e))?;
@@ -602,6 +606,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("backslash"), "{err}");
+    }
+
+    #[test]
+    fn an_overlay_relative_to_the_board_file_sets_id_and_adds_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("device.toml"), "[device]\nid = \"pi-42\"\n[tags]\nzone = \"cold\"\n").unwrap();
+        let board_path = dir.path().join("board.toml");
+        std::fs::write(&board_path, format!("[device]\noverlay = \"device.toml\"\n[tags]\nfloor = \"1\"\n{SENSOR}")).unwrap();
+        let board = Board::load(&board_path).unwrap();
+        assert_eq!(board.device.id, "pi-42");
+        assert_eq!(board.tags.get("zone").map(String::as_str), Some("cold"));
+        assert_eq!(board.tags.get("floor").map(String::as_str), Some("1"));
     }
 
     #[test]
