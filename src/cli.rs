@@ -389,6 +389,23 @@ fn status(board: &Board, json: bool) -> Result<(), String> {
     let oldest_age_s = stats.oldest_ns.map(|t| (now - t) as f64 / 1e9);
     let held_age_s = stats.oldest_held_wall_ns.map(|t| (now - t) as f64 / 1e9);
     if json {
+        // Every named counter appears, zero or not, so scripts need no special cases.
+        let mut counters = counters;
+        for name in [
+            counter::SAMPLED,
+            counter::UPLOADED,
+            counter::EXPIRED,
+            counter::THINNED,
+            counter::DROPPED_FULL,
+            counter::REJECTED,
+            counter::UNKNOWN_TIME,
+            counter::AGGREGATES,
+            counter::FIELDS_NONFINITE,
+            counter::QUEUED,
+            counter::HELD,
+        ] {
+            counters.entry(name.to_string()).or_insert(0);
+        }
         let value = serde_json::json!({
             "queue": path.display().to_string(),
             "depth": stats.depth,

@@ -611,9 +611,17 @@ mod tests {
     #[test]
     fn an_overlay_relative_to_the_board_file_sets_id_and_adds_tags() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("device.toml"), "[device]\nid = \"pi-42\"\n[tags]\nzone = \"cold\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("device.toml"),
+            "[device]\nid = \"pi-42\"\n[tags]\nzone = \"cold\"\n",
+        )
+        .unwrap();
         let board_path = dir.path().join("board.toml");
-        std::fs::write(&board_path, format!("[device]\noverlay = \"device.toml\"\n[tags]\nfloor = \"1\"\n{SENSOR}")).unwrap();
+        std::fs::write(
+            &board_path,
+            format!("[device]\noverlay = \"device.toml\"\n[tags]\nfloor = \"1\"\n{SENSOR}"),
+        )
+        .unwrap();
         let board = Board::load(&board_path).unwrap();
         assert_eq!(board.device.id, "pi-42");
         assert_eq!(board.tags.get("zone").map(String::as_str), Some("cold"));
