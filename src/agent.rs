@@ -119,7 +119,8 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
     let uploader_thread = match &board.upload {
         Some(cfg) => {
             let endpoint = Endpoint::new(cfg)?;
-            let transport = HttpTransport::new(
+            let transport = HttpTransport::for_url(
+                &cfg.url,
                 cfg.timeout,
                 &TlsOptions {
                     ca_file: cfg.ca_file.clone(),

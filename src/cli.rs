@@ -488,7 +488,8 @@ fn sync(board: &Board, timeout: Duration) -> Result<(), String> {
         ca_file: cfg.ca_file.clone(),
         insecure_skip_verify: cfg.insecure_skip_verify,
     };
-    let transport = HttpTransport::new(cfg.timeout, &tls).map_err(|e| e.to_string())?;
+    let transport =
+        HttpTransport::for_url(&cfg.url, cfg.timeout, &tls).map_err(|e| e.to_string())?;
     let mut uploader = Uploader::new(queue, endpoint, transport, cfg, "sync");
     let deadline = Instant::now() + timeout;
     let terminal = std::io::stderr().is_terminal();

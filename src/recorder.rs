@@ -41,6 +41,7 @@ pub struct Recorder {
     newest_trusted_ns: Option<i64>,
     disk_trouble: bool,
     retention: Option<Policy>,
+    persisted_trusted_ns: i64,
 }
 
 /// What the recorder needs to know about the board's series.
@@ -84,6 +85,7 @@ impl Recorder {
             newest_trusted_ns: None,
             disk_trouble: false,
             retention: None,
+            persisted_trusted_ns: i64::MIN / 2,
         })
     }
 
@@ -199,8 +201,13 @@ impl Recorder {
             .map(|(k, v)| (k.as_str(), *v))
             .collect();
         let mut meta = Vec::new();
+        // The last trusted time is a lower bound for plausibility after a reboot; a minute's
+        // precision is plenty, and writing it once a minute saves a page write per commit.
         if let Some(newest) = self.newest_trusted_ns {
-            meta.push(("last_trusted_ns", newest.to_string()));
+            if newest - self.persisted_trusted_ns >= 60_000_000_000 {
+                meta.push(("last_trusted_ns", newest.to_string()));
+                self.persisted_trusted_ns = newest;
+            }
         }
         let result = self.queue.commit(&Commit {
             trusted: &self.trusted,

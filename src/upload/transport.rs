@@ -46,8 +46,18 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 impl HttpTransport {
     pub fn new(timeout: Duration, tls: &TlsOptions) -> Result<HttpTransport, TransportError> {
+        Self::for_url("https://", timeout, tls)
+    }
+
+    /// Plain-http endpoints skip loading the system CA bundle, which costs about 2 MiB of RSS.
+    pub fn for_url(
+        url: &str,
+        timeout: Duration,
+        tls: &TlsOptions,
+    ) -> Result<HttpTransport, TransportError> {
         let roots = match &tls.ca_file {
             Some(path) => load_roots(path)?,
+            None if !url.starts_with("https://") => ureq::tls::RootCerts::WebPki,
             None if std::path::Path::new(SYSTEM_CA_BUNDLE).exists() => {
                 load_roots(std::path::Path::new(SYSTEM_CA_BUNDLE))?
             }
