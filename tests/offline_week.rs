@@ -1,0 +1,573 @@
+//! A week offline: 8 sensors at 1 Hz for 7 simulated days (4,838,400 routine readings plus a
+//! few hundred door/motion events) go through the real recorder into a queue with a 4 MiB
+//! budget, on an injected clock. Then the network comes back and the uploader drains the queue
+//! into a recording transport. Checked:
+//!
+//! - the budget: after every commit the live bytes are within `max_bytes`, and the files stay
+//!   within a stated slack (db ≤ 4.5 MiB, WAL ≤ 1.1 MiB);
+//! - every event sent in is received, exactly, with its timestamp;
+//! - aggregates cover the thinned period: every routine reading is received raw, or folded
+//!   into an aggregate of its own series and window (the sum of `count` over all aggregates
+//!   ever created equals `dropped.thinned`), or removed and counted as `dropped.dropped_full`;
+//!   each aggregate that was created is received or was dropped and counted;
+//! - no two received lines share series and timestamp (InfluxDB would merge them into one);
+//! - the counters add up exactly: `sampled + aggregates == uploaded + thinned + dropped_full +
+//!   expired`, `queued == 0`, `uploaded` == lines received.
+
+use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
+use fieldlink::config::UploadConfig;
+use fieldlink::line_protocol::{field_set, parse_field_set, series_key};
+use fieldlink::queue::{Policy, Queue};
+use fieldlink::reading::{Fields, Kind, Reading, Value};
+use fieldlink::recorder::{Recorder, SeriesPlan};
+use fieldlink::rng::Rng;
+use fieldlink::sampler::Message;
+use fieldlink::upload::endpoint::Endpoint;
+use fieldlink::upload::transport::{Reply, Transport, TransportError};
+use fieldlink::upload::{Step, Uploader};
+use rusqlite::{Connection, OpenFlags};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECOND: i64 = 1_000_000_000;
+const DAYS: i64 = 7;
+const SENSORS: usize = 8;
+const CLIMATE: usize = 6; // sensors 0..6; 6 is a door, 7 a motion sensor
+const DOOR: usize = 6;
+const MOTION: usize = 7;
+const MAX_BYTES: u64 = 4 << 20;
+const WINDOW: Duration = Duration::from_secs(300);
+/// Simulated seconds per commit: a larger window than the agent's default keeps this fast.
+const COMMIT_EVERY: i64 = 60;
+/// Slack over `max_bytes` for the files. The database file: enforcement runs after a commit
+/// lands, and the file keeps its free pages, so 1/8 over (4.5 MiB). The WAL: the queue
+/// checkpoints it at a quarter of `max_bytes` (1 MiB) and truncates it back to that, but a
+/// checkpoint runs only after the transaction that crossed the mark, so the WAL may exceed the
+/// quarter by one transaction (a retention pass that drops 2,000 rows is the largest): 1.5 MiB.
+const DB_FILE_LIMIT: u64 = MAX_BYTES + MAX_BYTES / 8;
+const WAL_FILE_LIMIT: u64 = MAX_BYTES / 4 + MAX_BYTES / 8;
+
+/// Lines the "server" received (gunzipped); always answers 204.
+struct Recording(Arc<Mutex<Vec<String>>>);
+
+impl Transport for Recording {
+    fn post(
+        &mut self,
+        _url: &str,
+        _headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Reply, TransportError> {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_string(&mut text)
+            .map_err(|e| TransportError(format!("gunzip: {e}")))?;
+        self.0
+            .lock()
+            .unwrap()
+            .extend(text.split('\n').map(str::to_string));
+        Ok(Reply {
+            status: 204,
+            retry_after: None,
+            body: String::new(),
+        })
+    }
+}
+
+/// An aggregate row as the queue held it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Aggregate {
+    series: String,
+    time_ns: i64,
+    fields: String,
+}
+
+impl Aggregate {
+    fn count(&self) -> i64 {
+        parse_field_set(&self.fields)
+            .into_iter()
+            .find_map(|(name, v)| match (name.as_str(), v) {
+                ("count", Value::Int(n)) => Some(n),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("aggregate without count: {self:?}"))
+    }
+    fn line(&self) -> String {
+        format!("{} {} {}", self.series, self.fields, self.time_ns)
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Where the queue lives: tmpfs when there is one, so SQLite's fsyncs cost nothing.
+fn queue_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() {
+    let started = Instant::now();
+    let dir = queue_dir();
+    let db = dir.path().join("queue.db");
+    let wal = dir.path().join("queue.db-wal");
+
+    let sensor_ids: Vec<String> = (0..SENSORS)
+        .map(|i| match i {
+            DOOR => "DOR0300".to_string(),
+            MOTION => "MOT0200".to_string(),
+            _ => format!("TLM01{i:02}"),
+        })
+        .collect();
+    let keys: Vec<String> = sensor_ids
+        .iter()
+        .map(|id| {
+            let tags: BTreeMap<String, String> = [
+                ("device_id".to_string(), "barn-pi-07".to_string()),
+                ("location".to_string(), "barn".to_string()),
+                ("sensor_id".to_string(), id.clone()),
+            ]
+            .into();
+            series_key("iot_metrics", &tags)
+        })
+        .collect();
+    let index_of: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let plan = SeriesPlan {
+        sensor_keys: keys.clone(),
+        sensor_ids: sensor_ids.clone(),
+        internal_key: "fieldlink_internal,device_id=barn-pi-07".into(),
+    };
+
+    // A plausible, synchronised wall clock: a day after this binary was built.
+    let t_start = build_time_ns() + 86_400 * SECOND;
+    let clock = Arc::new(ManualClock::new(t_start, true, "boot-1"));
+    let keeper = Arc::new(TimeKeeper::new(clock.clone() as Arc<dyn Clock>, false, 0));
+    let policy = Policy {
+        max_bytes: MAX_BYTES,
+        max_age: Duration::from_secs(30 * 86_400),
+        window: WINDOW,
+    };
+    let mut recorder = Recorder::new(
+        Queue::open(&db).unwrap(),
+        &plan,
+        keeper.clone(),
+        Duration::from_secs(COMMIT_EVERY as u64),
+        Duration::from_secs(3600),
+    )
+    .unwrap()
+    .with_retention(policy);
+    // A second connection that watches the aggregates thinning creates (read-only, and never
+    // left inside a read transaction, so checkpoints are not held back).
+    let watch = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("watch the queue");
+
+    let mut rng = Rng::new(0x0ff1_1ee7);
+    let mut temperature = [4.0f64; CLIMATE];
+    let mut humidity = [80.0f64; CLIMATE];
+    let mut door_open = false;
+    let mut open_count = 0i64;
+    let mut motion = false;
+    let window_ns = WINDOW.as_nanos() as i64;
+
+    // What went in: routine readings per (sensor, window), and every event line.
+    let mut routine_in: HashMap<(usize, i64), i64> = HashMap::new();
+    let mut routine_total = 0i64;
+    let mut events_in: Vec<String> = Vec::new();
+    // Every aggregate thinning created, as seen right after the commit that created it.
+    let mut created: Vec<Aggregate> = Vec::new();
+    let mut aggregates_seen = 0i64;
+    let (mut max_db, mut max_wal, mut max_live) = (0u64, 0u64, 0u64);
+    let mut over_budget_commits = 0usize;
+
+    let seconds = DAYS * 86_400;
+    for sec in 0..seconds {
+        // A few hundred events over the week, each between two routine samples.
+        if rng.unit() < 1.0 / 1000.0 {
+            let offset = Duration::from_millis(100 + (rng.unit() * 800.0) as u64);
+            clock.advance(offset);
+            let (sensor, fields): (usize, Fields) = if rng.unit() < 0.5 {
+                door_open = !door_open;
+                open_count += i64::from(door_open);
+                (
+                    DOOR,
+                    vec![
+                        ("door_open", Value::Bool(door_open)),
+                        ("open_count", Value::Int(open_count)),
+                    ],
+                )
+            } else {
+                motion = !motion;
+                (MOTION, vec![("motion_detected", Value::Bool(motion))])
+            };
+            let stamp = keeper.stamp();
+            let (set, _) = field_set(&fields);
+            events_in.push(format!(
+                "{} {} {}",
+                keys[sensor],
+                set.unwrap(),
+                stamp.wall_ns
+            ));
+            recorder.accept(Message::Reading(Reading {
+                sensor,
+                kind: Kind::Event,
+                fields,
+                stamp,
+            }));
+            clock.advance(Duration::from_secs(1) - offset);
+        } else {
+            clock.advance(Duration::from_secs(1));
+        }
+        let stamp = keeper.stamp();
+        assert!(stamp.trusted);
+        let window = stamp.wall_ns - stamp.wall_ns.rem_euclid(window_ns);
+        for sensor in 0..SENSORS {
+            let fields: Fields = match sensor {
+                DOOR => vec![
+                    ("door_open", Value::Bool(door_open)),
+                    ("open_count", Value::Int(open_count)),
+                    ("battery_level", Value::Int(90 - sec / 86_400)),
+                ],
+                MOTION => vec![
+                    ("motion_detected", Value::Bool(motion)),
+                    ("battery_level", Value::Int(95 - sec / 86_400)),
+                ],
+                c => {
+                    temperature[c] += rng.range(-0.05, 0.05);
+                    humidity[c] = (humidity[c] + rng.range(-0.2, 0.2)).clamp(30.0, 100.0);
+                    vec![
+                        ("temperature", Value::Float(temperature[c])),
+                        ("humidity", Value::Float(humidity[c])),
+                        ("battery_level", Value::Int(100 - sec / 20_000)),
+                        ("signal_strength", Value::Int(-60 - (sec % 17))),
+                    ]
+                }
+            };
+            recorder.accept(Message::Reading(Reading {
+                sensor,
+                kind: Kind::Routine,
+                fields,
+                stamp,
+            }));
+            *routine_in.entry((sensor, window)).or_default() += 1;
+            routine_total += 1;
+        }
+
+        if (sec + 1) % COMMIT_EVERY == 0 || sec + 1 == seconds {
+            recorder.commit();
+            let (db_len, wal_len) = (file_len(&db), file_len(&wal));
+            let stats = recorder.queue().stats().unwrap();
+            max_db = max_db.max(db_len);
+            max_wal = max_wal.max(wal_len);
+            max_live = max_live.max(stats.bytes);
+            if stats.bytes > MAX_BYTES {
+                over_budget_commits += 1;
+            }
+            assert!(
+                db_len <= DB_FILE_LIMIT && wal_len <= WAL_FILE_LIMIT,
+                "day {:.2}: queue files over budget: db {db_len} (limit {DB_FILE_LIMIT}), wal {wal_len} (limit {WAL_FILE_LIMIT}), live bytes {}",
+                sec as f64 / 86_400.0,
+                stats.bytes
+            );
+            // Aggregates made by this commit's enforcement: the newest ones by id (thinning
+            // appends them after everything it leaves).
+            let c = recorder.queue().counters().unwrap();
+            let total = c.get("aggregates").copied().unwrap_or(0);
+            let new = total - aggregates_seen;
+            if new > 0 {
+                let mut stmt = watch
+                    .prepare_cached(
+                        "SELECT s.key, r.time_ns, r.fields FROM readings r JOIN series s ON s.id = r.series
+                         WHERE r.event = 2 ORDER BY r.id DESC LIMIT ?1",
+                    )
+                    .unwrap();
+                let rows: Vec<Aggregate> = stmt
+                    .query_map([new], |r| {
+                        Ok(Aggregate {
+                            series: r.get(0)?,
+                            time_ns: r.get(1)?,
+                            fields: r.get(2)?,
+                        })
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert_eq!(
+                    rows.len() as i64,
+                    new,
+                    "day {:.2}: {new} aggregates were counted but only {} are in the queue right after",
+                    sec as f64 / 86_400.0,
+                    rows.len()
+                );
+                created.extend(rows.into_iter().rev());
+            }
+            aggregates_seen = total;
+        }
+    }
+    drop(watch);
+    let fill_time = started.elapsed();
+    let before_drain = recorder.queue().counters().unwrap();
+    drop(recorder);
+
+    // The network is back: drain everything.
+    let cfg: UploadConfig = toml::from_str(
+        "url = \"http://127.0.0.1:9\"\napi = \"v1\"\ndatabase = \"d\"\nmax_points_per_second = 0",
+    )
+    .unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let mut uploader = Uploader::new(
+        Queue::open(&db).unwrap(),
+        Endpoint::new(&cfg).unwrap(),
+        Recording(received.clone()),
+        &cfg,
+        "offline-week",
+    );
+    loop {
+        match uploader.step().unwrap() {
+            Step::Sent(_) => {}
+            Step::Idle => break,
+            Step::Paused(p) => panic!("the recording transport never fails, yet: {p:?}"),
+        }
+    }
+    let c = uploader.queue().counters().unwrap();
+    let rows_left = uploader.queue().stats().unwrap().depth;
+    let received = received.lock().unwrap().clone();
+    let get = |name: &str| c.get(name).copied().unwrap_or(0);
+
+    let created_count: i64 = created.iter().map(Aggregate::count).sum();
+    let received_aggregates: Vec<i64> = received
+        .iter()
+        .filter_map(|l| {
+            let (head, _) = l.rsplit_once(' ')?;
+            let (_, fields) = head.split_once(' ')?;
+            parse_field_set(fields)
+                .into_iter()
+                .find_map(|(n, v)| match (n.as_str(), v) {
+                    ("count", Value::Int(c)) => Some(c),
+                    _ => None,
+                })
+        })
+        .collect();
+    eprintln!(
+        "offline week: {routine_total} routine readings + {} events in {fill_time:.1?} (total {:.1?}); \
+         max live {max_live} B, max db file {max_db} B, max wal {max_wal} B, {over_budget_commits} commit(s) over budget before enforcement; \
+         {} aggregates created holding {created_count} readings ({} of them received, holding {} readings); {} lines received; counters before drain {before_drain:?}; after {c:?}",
+        events_in.len(),
+        started.elapsed(),
+        created.len(),
+        received_aggregates.len(),
+        received_aggregates.iter().sum::<i64>(),
+        received.len(),
+    );
+
+    // Sorting what arrived: events, aggregates, raw routine readings.
+    let event_set: HashSet<&str> = events_in.iter().map(String::as_str).collect();
+    let created_set: HashSet<String> = created.iter().map(Aggregate::line).collect();
+    let mut events_out: HashSet<&str> = HashSet::new();
+    let mut aggregates_out: Vec<Aggregate> = Vec::new();
+    let mut routine_out: HashMap<(usize, i64), i64> = HashMap::new();
+    let mut points: HashMap<(&str, &str), usize> = HashMap::new();
+    for line in &received {
+        let (head, time) = line.rsplit_once(' ').expect("a timestamp");
+        let (key, fields) = head.split_once(' ').expect("a field set");
+        *points.entry((key, time)).or_default() += 1;
+        let time_ns: i64 = time.parse().unwrap();
+        let sensor = *index_of
+            .get(key)
+            .unwrap_or_else(|| panic!("a line of an unknown series: {line}"));
+        if event_set.contains(line.as_str()) {
+            assert!(events_out.insert(line), "event received twice: {line}");
+        } else if parse_field_set(fields).iter().any(|(n, _)| n == "count") {
+            aggregates_out.push(Aggregate {
+                series: key.to_string(),
+                time_ns,
+                fields: fields.to_string(),
+            });
+        } else {
+            let window = time_ns - time_ns.rem_euclid(window_ns);
+            *routine_out.entry((sensor, window)).or_default() += 1;
+        }
+    }
+
+    // Counters add up exactly.
+    assert_eq!(rows_left, 0, "the queue is empty after the drain");
+    assert_eq!(get("queued"), 0, "`queued` gauge after the drain");
+    assert_eq!(
+        get("uploaded"),
+        received.len() as i64,
+        "`uploaded` == lines the server received"
+    );
+    assert_eq!(
+        get("sampled"),
+        routine_total + events_in.len() as i64,
+        "`sampled` == readings sent in"
+    );
+    assert_eq!(routine_total, 4_838_400);
+    assert_eq!(get("dropped.expired"), 0, "nothing is older than max_age");
+    assert_eq!(
+        get("sampled") + get("aggregates"),
+        get("uploaded")
+            + get("dropped.thinned")
+            + get("dropped.dropped_full")
+            + get("dropped.expired"),
+        "sampled + aggregates == uploaded + thinned + dropped_full + expired"
+    );
+
+    // Events all survive, exactly.
+    let lost: Vec<&&str> = event_set
+        .iter()
+        .filter(|e| !events_out.contains(**e))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} events were not received, e.g. {:?}",
+        lost.len(),
+        event_set.len(),
+        &lost[..lost.len().min(3)]
+    );
+
+    // Aggregates: what thinning created accounts for every thinned reading; every aggregate
+    // received is one that was created; the rest were dropped and counted as such.
+    assert_eq!(
+        created.len() as i64,
+        get("aggregates"),
+        "aggregates seen vs counted"
+    );
+    assert_eq!(
+        created_count,
+        get("dropped.thinned"),
+        "sum of `count` over all aggregates == dropped.thinned"
+    );
+    for a in &aggregates_out {
+        assert!(
+            created_set.contains(&a.line()),
+            "received an aggregate that was never seen in the queue: {a:?}"
+        );
+    }
+    let aggregates_dropped = created.len() as i64 - aggregates_out.len() as i64;
+    let raw_out: i64 = routine_out.values().sum();
+    let raw_dropped = routine_total - raw_out - get("dropped.thinned");
+    assert!(
+        raw_dropped >= 0,
+        "more routine readings accounted for ({raw_out} raw + {} thinned) than went in ({routine_total})",
+        get("dropped.thinned")
+    );
+    assert_eq!(
+        get("dropped.dropped_full"),
+        aggregates_dropped + raw_dropped,
+        "dropped_full == aggregates dropped ({aggregates_dropped}) + raw routine readings dropped ({raw_dropped})"
+    );
+
+    // Coverage, window by window: every routine reading is received raw, folded into an
+    // aggregate of its own series and window, or was dropped (dropped windows come first).
+    let mut folded: HashMap<(usize, i64), i64> = HashMap::new();
+    for a in &created {
+        *folded
+            .entry((index_of[a.series.as_str()], a.time_ns))
+            .or_default() += a.count();
+    }
+    let mut uncovered = 0i64;
+    let mut over: Vec<String> = Vec::new();
+    for (&(sensor, window), &n) in &routine_in {
+        let raw = routine_out.get(&(sensor, window)).copied().unwrap_or(0);
+        let agg = folded.get(&(sensor, window)).copied().unwrap_or(0);
+        if raw + agg > n {
+            over.push(format!(
+                "{} window {window}: {n} in, {raw} raw + {agg} in aggregates",
+                sensor_ids[sensor]
+            ));
+        }
+        uncovered += (n - raw - agg).max(0);
+    }
+    assert!(
+        over.is_empty(),
+        "{} window(s) account for more readings than went in, e.g. {:?}",
+        over.len(),
+        &over[..over.len().min(3)]
+    );
+    assert_eq!(
+        uncovered, raw_dropped,
+        "readings neither received raw nor folded into an aggregate == raw routine readings dropped"
+    );
+    for sensor in 0..SENSORS {
+        let first_raw = routine_out
+            .keys()
+            .filter(|(s, _)| *s == sensor)
+            .map(|(_, w)| *w)
+            .min();
+        let mut windows: Vec<i64> = routine_in
+            .keys()
+            .filter(|(s, w)| *s == sensor && first_raw.is_none_or(|f| *w < f))
+            .map(|(_, w)| *w)
+            .collect();
+        windows.sort();
+        let received_cover = windows
+            .iter()
+            .filter(|w| {
+                aggregates_out
+                    .iter()
+                    .any(|a| a.series == keys[sensor] && a.time_ns == **w)
+            })
+            .count();
+        let holes = windows
+            .iter()
+            .filter(|w| folded.get(&(sensor, **w)).copied().unwrap_or(0) == 0)
+            .count();
+        eprintln!(
+            "  {}: {} window(s) before the first raw reading; {received_cover} covered by a received aggregate, {holes} with no aggregate ever made",
+            sensor_ids[sensor],
+            windows.len()
+        );
+        assert_eq!(
+            holes, 0,
+            "{}: every thinned window has an aggregate",
+            sensor_ids[sensor]
+        );
+    }
+
+    // InfluxDB keeps one point per series and timestamp: two different lines with the same
+    // pair would silently replace each other.
+    let clashes: Vec<(&str, &str)> = points
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(point, _)| *point)
+        .collect();
+    if let Some((key, time)) = clashes.first() {
+        let same: Vec<&String> = received
+            .iter()
+            .filter(|l| l.starts_with(&format!("{key} ")) && l.ends_with(&format!(" {time}")))
+            .collect();
+        let aggregate_clashes = clashes
+            .iter()
+            .filter(|(k, t)| {
+                aggregates_out
+                    .iter()
+                    .filter(|a| a.series == *k && a.time_ns.to_string() == *t)
+                    .count()
+                    > 1
+            })
+            .count();
+        panic!(
+            "{} series+timestamp pair(s) were received more than once with different fields \
+             ({aggregate_clashes} of them between aggregates of the same series and window); \
+             InfluxDB keeps only the last line of each pair, so the others are lost there. E.g.\n{}",
+            clashes.len(),
+            same.iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
