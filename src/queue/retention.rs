@@ -124,6 +124,16 @@ impl Queue {
             };
             let start = t0 - t0.rem_euclid(window_ns);
             let end = start + window_ns;
+            // Never thin the window that is still filling: a later pass would give it a second
+            // aggregate with the same series and timestamp, and InfluxDB keeps only one of them.
+            let newest: i64 = tx.query_row(
+                "SELECT time_ns FROM readings WHERE event = ?1 ORDER BY id DESC LIMIT 1",
+                [ROUTINE],
+                |r| r.get(0),
+            )?;
+            if newest < end {
+                return Ok(((0, 0), vec![]));
+            }
             let mut groups: BTreeMap<i64, Aggregate> = BTreeMap::new();
             let mut ids = Vec::new();
             {
