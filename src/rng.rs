@@ -1,4 +1,4 @@
-//! A tiny seedable PRNG (SplitMix64): enough for backoff jitter and simulated sensors, and
+//! The one seedable PRNG (SplitMix64): backoff jitter, start delays and simulated sensors, all
 //! reproducible from a seed, without pulling in a crate.
 
 #[derive(Debug, Clone)]
@@ -34,6 +34,21 @@ impl Rng {
     /// Uniform in [low, high).
     pub fn range(&mut self, low: f64, high: f64) -> f64 {
         low + (high - low) * self.unit()
+    }
+
+    /// True with the given probability.
+    pub fn chance(&mut self, probability: f64) -> bool {
+        self.unit() < probability
+    }
+
+    /// Waiting time of a Poisson process with the given mean.
+    pub fn exponential(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.unit()).ln()
+    }
+
+    /// An independent generator, so one stream's consumption does not shift another's.
+    pub fn fork(&mut self) -> Rng {
+        Rng::new(self.next_u64())
     }
 }
 

@@ -73,6 +73,19 @@ impl SensorError {
     }
 }
 
+/// Refuse a value outside what the sensor can physically report: it is a fault, not weather.
+pub fn in_range(
+    field: &'static str,
+    value: f64,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<f64, SensorError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(SensorError::OutOfRange { field, value })
+    }
+}
+
 /// Turn any embedded-hal I2C error into a `SensorError::Bus`, naming the error kind
 /// (NACK on address, data NACK, arbitration loss...).
 pub fn bus_error<E: embedded_hal::i2c::Error>(err: E) -> SensorError {

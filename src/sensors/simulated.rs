@@ -8,48 +8,8 @@
 
 use super::{EventSensor, Sensor, SensorError};
 use crate::reading::{Fields, Value};
+use crate::rng::Rng;
 use std::time::{Duration, Instant};
-
-/// SplitMix64: a tiny, well-mixed generator; good enough for fake data and fully reproducible.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn uniform(&mut self, low: f64, high: f64) -> f64 {
-        low + (high - low) * self.unit()
-    }
-
-    fn chance(&mut self, probability: f64) -> bool {
-        self.unit() < probability
-    }
-
-    /// Waiting time of a Poisson process with the given mean.
-    fn exponential(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.unit()).ln()
-    }
-
-    /// An independent generator, so one stream's consumption does not shift another's.
-    fn fork(&mut self) -> Rng {
-        Rng::new(self.next_u64())
-    }
-}
 
 fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
@@ -104,8 +64,8 @@ impl SimulatedClimate {
 
     pub fn new(seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        let centre = rng.uniform(18.0, 22.0);
-        let humidity = rng.uniform(40.0, 60.0);
+        let centre = rng.range(18.0, 22.0);
+        let humidity = rng.range(40.0, 60.0);
         let battery = Battery::new(&mut rng);
         SimulatedClimate {
             rng,
@@ -119,17 +79,17 @@ impl SimulatedClimate {
 
     fn step(&mut self) -> Fields {
         let rng = &mut self.rng;
-        self.temperature += rng.uniform(-0.15, 0.15) + 0.02 * (self.centre - self.temperature);
+        self.temperature += rng.range(-0.15, 0.15) + 0.02 * (self.centre - self.temperature);
         self.temperature = self
             .temperature
             .clamp(self.centre - Self::MAX_DRIFT, self.centre + Self::MAX_DRIFT);
-        self.humidity += rng.uniform(-0.8, 0.8) + 0.01 * (50.0 - self.humidity);
+        self.humidity += rng.range(-0.8, 0.8) + 0.01 * (50.0 - self.humidity);
         self.humidity = self
             .humidity
             .clamp(*Self::HUMIDITY.start(), *Self::HUMIDITY.end());
-        self.signal += rng.uniform(-0.5, 0.5) + 0.05 * (Self::SIGNAL_CENTRE - self.signal);
+        self.signal += rng.range(-0.5, 0.5) + 0.05 * (Self::SIGNAL_CENTRE - self.signal);
         self.signal = self.signal.clamp(-75.0, -45.0);
-        let signal = (self.signal + rng.uniform(-3.0, 3.0)).round() as i64;
+        let signal = (self.signal + rng.range(-3.0, 3.0)).round() as i64;
         let battery = self.battery.step(rng);
         vec![
             ("temperature", Value::Float(round2(self.temperature))),
@@ -239,7 +199,7 @@ impl Script for DoorScript {
         let rng = &mut self.rng;
         self.seconds += if self.open {
             if rng.chance(Self::PROPPED_CHANCE) {
-                rng.uniform(300.0, 1800.0)
+                rng.range(300.0, 1800.0)
             } else {
                 Self::MIN_OPEN + rng.exponential(Self::MEAN_OPEN)
             }

@@ -3,9 +3,8 @@
 //! every read checks the status and loads the calibration when a power cycle lost it. The
 //! AHT20 appends a CRC to its data; the AHT10 sends none.
 
-use super::{checked_humidity, checked_temperature, crc, Measurement};
-use crate::reading::Fields;
-use crate::sensors::{bus_error, Sensor, SensorError};
+use super::{crc, Measurement};
+use crate::sensors::{bus_error, SensorError};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 
@@ -157,28 +156,18 @@ impl<I2C: I2c, D: DelayNs> Aht20<I2C, D> {
             ));
         }
         let (rh, t) = unpack(&data);
-        Ok(Measurement {
-            temperature: checked_temperature(temperature_celsius(t), RATED_CELSIUS)?,
-            humidity: Some(checked_humidity(humidity_percent(rh))?),
-            pressure: None,
-        })
+        Measurement::climate(temperature_celsius(t), humidity_percent(rh), RATED_CELSIUS)
     }
 }
 
-impl<I2C, D> Sensor for Aht20<I2C, D>
-where
-    I2C: I2c + Send,
-    D: DelayNs + Send,
-{
-    fn read(&mut self) -> Result<Fields, SensorError> {
-        self.measure().map(Measurement::into_fields)
-    }
-}
+sensor_via_measure!(Aht20);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reading::Fields;
     use crate::sensors::i2c::testing::{hundredths, nack};
+    use crate::sensors::Sensor;
     use embedded_hal_mock::eh1::delay::NoopDelay;
     use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
 

@@ -3,9 +3,8 @@
 //! are fixed at the factory. Each read runs one forced-mode measurement, so the chip sleeps
 //! between readings and does not warm itself up.
 
-use super::{checked_humidity, checked_temperature, Measurement};
-use crate::reading::Fields;
-use crate::sensors::{bus_error, Sensor, SensorError};
+use super::{checked_humidity, Measurement};
+use crate::sensors::{bus_error, in_range, SensorError};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 use std::num::Wrapping;
@@ -296,7 +295,11 @@ impl<I2C: I2c, D: DelayNs> Bme280<I2C, D> {
             return Err(skipped("pressure"));
         }
         let (t_fine, centi_celsius) = cal.compensate_temperature(adc_t);
-        let temperature = checked_temperature(f64::from(centi_celsius) / 100.0, RATED_CELSIUS)?;
+        let temperature = in_range(
+            "temperature",
+            f64::from(centi_celsius) / 100.0,
+            RATED_CELSIUS,
+        )?;
         let pressure = cal
             .compensate_pressure(adc_p, t_fine)
             .map(|q24_8| f64::from(q24_8) / 256.0 / 100.0)
@@ -325,21 +328,14 @@ impl<I2C: I2c, D: DelayNs> Bme280<I2C, D> {
     }
 }
 
-impl<I2C, D> Sensor for Bme280<I2C, D>
-where
-    I2C: I2c + Send,
-    D: DelayNs + Send,
-{
-    fn read(&mut self) -> Result<Fields, SensorError> {
-        self.measure().map(Measurement::into_fields)
-    }
-}
+sensor_via_measure!(Bme280);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::reading::Value;
     use crate::sensors::i2c::testing::{hundredths, nack};
+    use crate::sensors::Sensor;
     use embedded_hal_mock::eh1::delay::NoopDelay;
     use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
 

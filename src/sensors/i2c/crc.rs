@@ -48,6 +48,13 @@ pub fn checked_word(frame: [u8; 3], init: u8) -> Result<u16, SensorError> {
     Ok(u16::from_be_bytes([frame[0], frame[1]]))
 }
 
+/// Two checked words (temperature, humidity) as SHT3x and SHTC3 send them in one 6-byte read.
+pub fn sensirion_pair(frame: [u8; 6]) -> Result<(u16, u16), SensorError> {
+    let first = checked_word([frame[0], frame[1], frame[2]], SENSIRION_INIT)?;
+    let second = checked_word([frame[3], frame[4], frame[5]], SENSIRION_INIT)?;
+    Ok((first, second))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,8 @@
 //! commands stretch the clock for the whole measurement, which the Pi mishandles, so we use
 //! the no-hold commands: write, wait, read (the chip NACKs the read until it is done).
 
-use super::{checked_humidity, checked_temperature, crc, Measurement};
-use crate::reading::Fields;
-use crate::sensors::{bus_error, Sensor, SensorError};
+use super::{crc, Measurement};
+use crate::sensors::{bus_error, SensorError};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 
@@ -88,28 +87,18 @@ impl<I2C: I2c, D: DelayNs> Htu21d<I2C, D> {
     pub fn measure(&mut self) -> Result<Measurement, SensorError> {
         let t = self.word(Command::MeasureTemperature, TEMPERATURE_US)?;
         let rh = self.word(Command::MeasureHumidity, HUMIDITY_US)?;
-        Ok(Measurement {
-            temperature: checked_temperature(temperature_celsius(t), RATED_CELSIUS)?,
-            humidity: Some(checked_humidity(humidity_percent(rh))?),
-            pressure: None,
-        })
+        Measurement::climate(temperature_celsius(t), humidity_percent(rh), RATED_CELSIUS)
     }
 }
 
-impl<I2C, D> Sensor for Htu21d<I2C, D>
-where
-    I2C: I2c + Send,
-    D: DelayNs + Send,
-{
-    fn read(&mut self) -> Result<Fields, SensorError> {
-        self.measure().map(Measurement::into_fields)
-    }
-}
+sensor_via_measure!(Htu21d);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reading::Fields;
     use crate::sensors::i2c::testing::{hundredths, nack};
+    use crate::sensors::Sensor;
     use embedded_hal_mock::eh1::delay::NoopDelay;
     use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
 

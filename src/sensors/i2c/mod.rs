@@ -3,6 +3,22 @@
 //! stretching, so every driver uses its chip's no-stretch commands: a write, a wait, a read.
 //! This module also builds a driver from a `[[sensor]]` table and scans a bus like i2cdetect.
 
+/// Every climate chip reads as a `Sensor` the same way: measure, then name the fields.
+macro_rules! sensor_via_measure {
+    ($driver:ident) => {
+        impl<I2C, D> crate::sensors::Sensor for $driver<I2C, D>
+        where
+            I2C: embedded_hal::i2c::I2c + Send,
+            D: embedded_hal::delay::DelayNs + Send,
+        {
+            fn read(&mut self) -> Result<crate::reading::Fields, crate::sensors::SensorError> {
+                self.measure()
+                    .map(crate::sensors::i2c::Measurement::into_fields)
+            }
+        }
+    };
+}
+
 pub mod aht20;
 pub mod bme280;
 pub mod crc;
@@ -18,7 +34,7 @@ pub use shtc3::Shtc3;
 
 use crate::config::{SensorConfig, SensorKind};
 use crate::reading::{Fields, Value};
-use crate::sensors::{Sensor, SensorError};
+use crate::sensors::{in_range, Sensor, SensorError};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 use std::ops::RangeInclusive;
@@ -43,6 +59,20 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// A temperature-and-humidity chip's reading, checked: temperature within the chip's rated
+    /// range, humidity within 0..=100 %RH after clamping a small overshoot.
+    pub fn climate(
+        celsius: f64,
+        percent: f64,
+        rated: RangeInclusive<f64>,
+    ) -> Result<Measurement, SensorError> {
+        Ok(Measurement {
+            temperature: in_range("temperature", celsius, rated)?,
+            humidity: Some(checked_humidity(percent)?),
+            pressure: None,
+        })
+    }
+
     /// Field names in one place so every chip writes the same series.
     pub fn into_fields(self) -> Fields {
         let mut fields = vec![("temperature", Value::Float(self.temperature))];
@@ -53,21 +83,6 @@ impl Measurement {
             fields.push(("pressure", Value::Float(pressure)));
         }
         fields
-    }
-}
-
-/// Refuse a temperature outside the chip's rated range: it is a decoding fault, not a value.
-pub(crate) fn checked_temperature(
-    celsius: f64,
-    rated: RangeInclusive<f64>,
-) -> Result<f64, SensorError> {
-    if rated.contains(&celsius) {
-        Ok(celsius)
-    } else {
-        Err(SensorError::OutOfRange {
-            field: "temperature",
-            value: celsius,
-        })
     }
 }
 

@@ -2,9 +2,8 @@
 //! clock-stretching variant of the command would hold SCL low while the chip measures, which
 //! the Pi's controller mishandles, so we send the no-stretch command, wait, then read.
 
-use super::{checked_humidity, checked_temperature, crc, Measurement};
-use crate::reading::Fields;
-use crate::sensors::{bus_error, Sensor, SensorError};
+use super::{crc, Measurement};
+use crate::sensors::{bus_error, SensorError};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 
@@ -73,30 +72,19 @@ impl<I2C: I2c, D: DelayNs> Sht3x<I2C, D> {
         self.delay.delay_us(MEASUREMENT_US);
         let mut frame = [0u8; 6];
         self.i2c.read(self.address, &mut frame).map_err(bus_error)?;
-        let t = crc::checked_word([frame[0], frame[1], frame[2]], crc::SENSIRION_INIT)?;
-        let rh = crc::checked_word([frame[3], frame[4], frame[5]], crc::SENSIRION_INIT)?;
-        Ok(Measurement {
-            temperature: checked_temperature(temperature_celsius(t), RATED_CELSIUS)?,
-            humidity: Some(checked_humidity(humidity_percent(rh))?),
-            pressure: None,
-        })
+        let (t, rh) = crc::sensirion_pair(frame)?;
+        Measurement::climate(temperature_celsius(t), humidity_percent(rh), RATED_CELSIUS)
     }
 }
 
-impl<I2C, D> Sensor for Sht3x<I2C, D>
-where
-    I2C: I2c + Send,
-    D: DelayNs + Send,
-{
-    fn read(&mut self) -> Result<Fields, SensorError> {
-        self.measure().map(Measurement::into_fields)
-    }
-}
+sensor_via_measure!(Sht3x);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reading::Fields;
     use crate::sensors::i2c::testing::{hundredths, nack};
+    use crate::sensors::Sensor;
     use embedded_hal_mock::eh1::delay::NoopDelay;
     use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
 

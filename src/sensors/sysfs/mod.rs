@@ -53,18 +53,7 @@ pub(crate) fn parse_milli(path: &Path, text: &str) -> Result<f64, SensorError> {
     parse_int(path, text).map(|milli| milli as f64 / 1000.0)
 }
 
-/// Check a decoded value against what the sensor can physically report.
-pub(crate) fn in_range(
-    field: &'static str,
-    value: f64,
-    range: std::ops::RangeInclusive<f64>,
-) -> Result<f64, SensorError> {
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(SensorError::OutOfRange { field, value })
-    }
-}
+pub(crate) use super::in_range;
 
 #[cfg(test)]
 mod tests {
