@@ -30,37 +30,43 @@ pub fn series_key(measurement: &str, tags: &BTreeMap<String, String>) -> String 
 /// Returns `None` when no field is left: a line without fields is invalid.
 pub fn field_set(fields: &Fields) -> (Option<String>, usize) {
     let mut out = String::with_capacity(16 * fields.len());
-    let mut dropped = 0;
-    for (name, value) in fields {
-        let start = out.len();
-        if !out.is_empty() {
-            out.push(',');
-        }
-        escape_into(&mut out, name, &[',', '=', ' ']);
-        out.push('=');
-        let written = match value {
-            Value::Float(v) if v.is_finite() => write!(out, "{v}").is_ok(),
-            Value::Float(_) => false,
-            Value::Int(v) => write!(out, "{v}i").is_ok(),
-            Value::UInt(v) => write!(out, "{v}u").is_ok(),
-            Value::Bool(v) => {
-                out.push_str(if *v { "true" } else { "false" });
-                true
-            }
-            Value::Str(s) if s.contains(['\n', '\r']) => false,
-            Value::Str(s) => {
-                out.push('"');
-                escape_into(&mut out, s, &['"', '\\']);
-                out.push('"');
-                true
-            }
-        };
-        if !written {
-            out.truncate(start);
-            dropped += 1;
-        }
-    }
+    let dropped = fields
+        .iter()
+        .filter(|(name, value)| !push_field(&mut out, name, value))
+        .count();
     ((!out.is_empty()).then_some(out), dropped)
+}
+
+/// Append `name=value` to a field set (with a comma when it is not the first). Returns false,
+/// writing nothing, for a value line protocol cannot carry (NaN, infinity, a line break).
+pub fn push_field(out: &mut String, name: &str, value: &Value) -> bool {
+    let start = out.len();
+    if !out.is_empty() {
+        out.push(',');
+    }
+    escape_into(out, name, &[',', '=', ' ']);
+    out.push('=');
+    let written = match value {
+        Value::Float(v) if v.is_finite() => write!(out, "{v}").is_ok(),
+        Value::Float(_) => false,
+        Value::Int(v) => write!(out, "{v}i").is_ok(),
+        Value::UInt(v) => write!(out, "{v}u").is_ok(),
+        Value::Bool(v) => {
+            out.push_str(if *v { "true" } else { "false" });
+            true
+        }
+        Value::Str(s) if s.contains(['\n', '\r']) => false,
+        Value::Str(s) => {
+            out.push('"');
+            escape_into(out, s, &['"', '\\']);
+            out.push('"');
+            true
+        }
+    };
+    if !written {
+        out.truncate(start);
+    }
+    written
 }
 
 /// Append one complete line (without the trailing newline).
@@ -89,13 +95,6 @@ impl std::fmt::Write for ByteWriter<'_> {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
-}
-
-/// A field or tag key, escaped (commas, equals signs and spaces).
-pub fn escape_key(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    escape_into(&mut out, name, &[',', '=', ' ']);
-    out
 }
 
 fn escape_into(out: &mut String, text: &str, special: &[char]) {

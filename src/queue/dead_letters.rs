@@ -23,14 +23,20 @@ pub enum Selection {
 
 impl Queue {
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.select_letters(None, limit)
+    }
+
+    /// The oldest `limit` dead letters, or just the one with `id`.
+    fn select_letters(&self, id: Option<i64>, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, line, reason, message, at_ns FROM dead_letters ORDER BY id LIMIT ?1",
+                "SELECT id, line, reason, message, at_ns FROM dead_letters
+                 WHERE ?1 IS NULL OR id = ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([limit as i64], |r| {
+            .query_map(params![id, limit as i64], |r| {
                 Ok(DeadLetter {
                     id: r.get(0)?,
                     line: r.get(1)?,
@@ -46,11 +52,11 @@ impl Queue {
     /// Put dead letters back in the queue (after the operator fixed the schema conflict, say).
     /// Returns how many were moved.
     pub fn retry_dead_letters(&mut self, which: Selection) -> Result<usize, QueueError> {
-        let letters: Vec<DeadLetter> = self
-            .dead_letters(usize::MAX >> 1)?
-            .into_iter()
-            .filter(|d| which == Selection::All || which == Selection::One(d.id))
-            .collect();
+        let id = match which {
+            Selection::All => None,
+            Selection::One(id) => Some(id),
+        };
+        let letters = self.select_letters(id, usize::MAX >> 1)?;
         let mut parsed = Vec::with_capacity(letters.len());
         for letter in &letters {
             if let Some((key, fields, time)) = split_line(&letter.line) {

@@ -18,6 +18,7 @@ pub use held::Settled;
 pub use retention::{Enforced, Policy};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -232,18 +233,6 @@ impl Queue {
         Ok(id)
     }
 
-    fn series_key(&mut self, id: i64) -> Result<String, QueueError> {
-        if let Some(key) = self.series_keys.get(&id) {
-            return Ok(key.clone());
-        }
-        let key: String = self
-            .conn
-            .query_row("SELECT key FROM series WHERE id = ?1", [id], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        self.series_keys.insert(id, key.clone());
-        Ok(key)
-    }
-
     /// Store readings and bump counters in one transaction: one grouped commit.
     pub fn push(
         &mut self,
@@ -261,41 +250,28 @@ impl Queue {
 
     /// Write one commit window's worth of readings, counters and facts in one transaction.
     pub fn commit(&mut self, commit: &Commit) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        let result = (|| {
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for r in commit.trusted {
-                    insert.execute(params![r.series, r.time_ns, r.fields, r.event])?;
-                }
-                let mut hold = tx.prepare_cached(
-                    "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                for r in commit.held {
-                    hold.execute(params![
-                        r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.event
-                    ])?;
-                }
+        self.write(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for r in commit.trusted {
+                insert.execute(params![r.series, r.time_ns, r.fields, r.event])?;
             }
-            let mut all: Vec<(&str, i64)> = commit.counters.to_vec();
-            all.push((
-                counter::SAMPLED,
-                (commit.trusted.len() + commit.held.len()) as i64,
-            ));
-            all.push((counter::QUEUED, commit.trusted.len() as i64));
-            all.push((counter::HELD, commit.held.len() as i64));
-            bump(&tx, &all)?;
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for r in commit.held {
+                hold.execute(params![r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.event])?;
+            }
             for (key, value) in commit.meta {
-                set_meta(&tx, key, value)?;
+                set_meta(tx, key, value)?;
             }
-            tx.commit()
-        })();
-        result.map_err(|e| self.err(e))
+            let mut counters: Vec<(&str, i64)> = commit.counters.to_vec();
+            counters.push((counter::SAMPLED, (commit.trusted.len() + commit.held.len()) as i64));
+            counters.push((counter::QUEUED, commit.trusted.len() as i64));
+            counters.push((counter::HELD, commit.held.len() as i64));
+            Ok(((), counters))
+        })
     }
 
     /// The oldest waiting readings as line protocol, at most `max_lines` lines and (unless a
@@ -327,38 +303,35 @@ impl Queue {
         let sql = format!(
             "SELECT id, series, time_ns, fields FROM readings {filter} ORDER BY id LIMIT ?1"
         );
-        let rows: Vec<(i64, i64, i64, String)> = {
-            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-            let mapped = stmt
-                .query_map([max_lines as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .map_err(|e| QueueError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
-            mapped
-                .collect::<Result<_, _>>()
-                .map_err(|e| QueueError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?
-        };
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut batch = Batch::with_capacity(rows.len(), max_bytes.min(rows.len() * 256));
-        for (id, series, time_ns, fields) in rows {
-            let key = self.series_key(series)?;
-            if !batch.is_empty()
-                && batch.body_len() + 1 + crate::line_protocol::line_len(&key, &fields, time_ns)
-                    > max_bytes
-            {
-                break;
+        // Rows are rendered straight from SQLite's buffers; series keys come from the cache.
+        let (conn, keys) = (&self.conn, &mut self.series_keys);
+        let mut build = || -> rusqlite::Result<Batch> {
+            let mut batch = Batch::with_capacity(max_lines.min(1024), max_bytes.min(64 * 1024));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query([max_lines as i64])?;
+            while let Some(row) = rows.next()? {
+                let series: i64 = row.get(1)?;
+                let key = match keys.entry(series) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(conn.query_row(
+                        "SELECT key FROM series WHERE id = ?1",
+                        [series],
+                        |r| r.get(0),
+                    )?),
+                };
+                let time_ns: i64 = row.get(2)?;
+                let fields = row.get_ref(3)?.as_str()?;
+                let len = crate::line_protocol::line_len(key, fields, time_ns);
+                if !batch.is_empty() && batch.body_len() + 1 + len > max_bytes {
+                    break;
+                }
+                batch.push(row.get(0)?, key, fields, time_ns);
             }
-            batch.push(id, &key, &fields, time_ns);
-        }
-        Ok(Some(batch))
+            Ok(batch)
+        };
+        let built = build();
+        let batch = built.map_err(|e| self.err(e))?;
+        Ok((!batch.is_empty()).then_some(batch))
     }
 
     /// The id of the newest waiting reading.
@@ -371,12 +344,21 @@ impl Queue {
     /// The server acknowledged these readings: remove them and count them as uploaded. The
     /// last-upload note is written in the same transaction, so it costs no extra SD write.
     pub fn ack(&mut self, ids: &[i64], note: &str) -> Result<(), QueueError> {
-        self.remove(
-            ids,
-            &[(counter::UPLOADED, ids.len() as i64)],
-            None,
-            Some(note),
-        )
+        self.write(|tx| {
+            // A batch is a run of consecutive rows (nothing else can sit between its ids: new
+            // rows always get higher ids), so one range delete replaces thousands of seeks.
+            let contiguous = ids.windows(2).all(|w| w[0] < w[1]);
+            match (ids.first(), ids.last()) {
+                (Some(first), Some(last)) if contiguous => {
+                    tx.prepare_cached("DELETE FROM readings WHERE id BETWEEN ?1 AND ?2")?
+                        .execute([first, last])?;
+                }
+                _ => delete_each(tx, ids)?,
+            }
+            set_meta(tx, "last_upload", note)?;
+            let n = ids.len() as i64;
+            Ok(((), vec![(counter::UPLOADED, n), (counter::QUEUED, -n)]))
+        })
     }
 
     /// Move rejected lines to the dead-letter table with the server's message, and ack the rest
@@ -388,82 +370,28 @@ impl Queue {
         acked: &[i64],
         at_ns: i64,
     ) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        let result = (|| {
-            {
-                let mut insert =
-                    tx.prepare_cached("INSERT INTO dead_letters(line, reason, message, at_ns) VALUES (?1, 'rejected', ?2, ?3)")?;
-                let mut delete = tx.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
-                for (id, line) in rejected {
-                    insert.execute(params![line, message, at_ns])?;
-                    delete.execute([id])?;
-                }
-                for id in acked {
-                    delete.execute([id])?;
-                }
-            }
-            bump(
-                &tx,
-                &[
-                    (counter::REJECTED, rejected.len() as i64),
-                    (counter::UPLOADED, acked.len() as i64),
-                    (counter::QUEUED, -((rejected.len() + acked.len()) as i64)),
-                ],
+        self.write(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO dead_letters(line, reason, message, at_ns) VALUES (?1, 'rejected', ?2, ?3)",
             )?;
-            tx.commit()
-        })();
-        result.map_err(|e| self.err(e))
-    }
-
-    fn remove(
-        &mut self,
-        ids: &[i64],
-        counters: &[(&str, i64)],
-        _reason: Option<&str>,
-        note: Option<&str>,
-    ) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        let result = (|| {
-            // A batch is a run of consecutive rows (nothing else can sit between its ids: new
-            // rows always get higher ids), so one range delete replaces thousands of seeks.
-            let contiguous = ids.windows(2).all(|w| w[0] < w[1]);
-            match (ids.first(), ids.last()) {
-                (Some(first), Some(last)) if contiguous => {
-                    tx.prepare_cached("DELETE FROM readings WHERE id BETWEEN ?1 AND ?2")?
-                        .execute([first, last])?;
-                }
-                _ => {
-                    let mut delete = tx.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
-                    for id in ids {
-                        delete.execute([id])?;
-                    }
-                }
+            for (_, line) in rejected {
+                insert.execute(params![line, message, at_ns])?;
             }
-            let mut all = counters.to_vec();
-            all.push((counter::QUEUED, -(ids.len() as i64)));
-            bump(&tx, &all)?;
-            if let Some(note) = note {
-                set_meta(&tx, "last_upload", note)?;
-            }
-            tx.commit()
-        })();
-        result.map_err(|e| self.err(e))
+            let rejected_ids: Vec<i64> = rejected.iter().map(|(id, _)| *id).collect();
+            delete_each(tx, &rejected_ids)?;
+            delete_each(tx, acked)?;
+            let counters = vec![
+                (counter::REJECTED, rejected.len() as i64),
+                (counter::UPLOADED, acked.len() as i64),
+                (counter::QUEUED, -((rejected.len() + acked.len()) as i64)),
+            ];
+            Ok(((), counters))
+        })
     }
 
     /// Add to counters outside any other write (sensor errors, recoveries).
     pub fn add_counters(&mut self, counters: &[(&str, i64)]) -> Result<(), QueueError> {
-        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        let result = bump(&tx, counters).and_then(|_| tx.commit());
-        result.map_err(|e| self.err(e))
+        self.write(|_| Ok(((), counters.to_vec())))
     }
 
     /// Every counter and gauge, by name.
@@ -498,9 +426,6 @@ impl Queue {
                 .optional()
                 .map_err(|e| self.err(e))
         };
-        let pages = one("PRAGMA page_count")?.unwrap_or(0);
-        let free = one("PRAGMA freelist_count")?.unwrap_or(0);
-        let page_size = one("PRAGMA page_size")?.unwrap_or(1024);
         Ok(QueueStats {
             depth: c.get(counter::QUEUED).copied().unwrap_or(0),
             oldest_ns: one("SELECT time_ns FROM readings ORDER BY id LIMIT 1")?,
@@ -508,8 +433,20 @@ impl Queue {
             oldest_held_wall_ns: one("SELECT wall_ns FROM held ORDER BY id LIMIT 1")?,
             // Dead letters are few (an operator clears them), so counting them is cheap.
             dead_letters: one("SELECT count(*) FROM dead_letters")?.unwrap_or(0),
-            bytes: ((pages - free).max(0) * page_size) as u64,
+            bytes: self.live_bytes()?,
         })
+    }
+
+    /// Bytes the live pages of the file take (the file minus its free pages): three header
+    /// reads, cheap enough to check after every commit.
+    pub fn live_bytes(&self) -> Result<u64, QueueError> {
+        let pragma = |name: &str| -> Result<i64, QueueError> {
+            self.conn
+                .pragma_query_value(None, name, |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        let live = (pragma("page_count")? - pragma("freelist_count")?).max(0);
+        Ok((live * pragma("page_size")?) as u64)
     }
 
     /// The connection, for the modules that own other parts of the schema (retention, dead
@@ -519,10 +456,12 @@ impl Queue {
         &mut self.conn
     }
 
-    /// Run a write transaction that also bumps counters; used by retention and the clock.
-    pub(crate) fn write<T>(
+    /// Every write goes through here: one IMMEDIATE transaction (so the recorder's and the
+    /// uploader's connections queue for the write lock instead of failing to upgrade a read),
+    /// the counters the work returns bumped inside it, and errors given the file's path.
+    pub(crate) fn write<'a, T>(
         &mut self,
-        work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<(T, Vec<(&'static str, i64)>)>,
+        work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<(T, Vec<(&'a str, i64)>)>,
     ) -> Result<T, QueueError> {
         let tx = self
             .conn
@@ -538,6 +477,14 @@ impl Queue {
         });
         result.map_err(|e| self.err(e))
     }
+}
+
+fn delete_each(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut delete = conn.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
+    for id in ids {
+        delete.execute([id])?;
+    }
+    Ok(())
 }
 
 fn bump(conn: &Connection, counters: &[(&str, i64)]) -> rusqlite::Result<()> {

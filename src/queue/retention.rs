@@ -47,12 +47,12 @@ impl Queue {
         };
         // Aim a little under the limit so the next commits do not trigger another pass at once.
         let target = policy.max_bytes - policy.max_bytes / 10;
-        if self.stats()?.bytes <= policy.max_bytes {
+        if self.live_bytes()? <= policy.max_bytes {
             return Ok(done);
         }
         let window = policy.window.as_nanos().max(1) as i64;
         let mut passes = 0;
-        while self.stats()?.bytes > target && passes < 10_000 {
+        while self.live_bytes()? > target && passes < 10_000 {
             passes += 1;
             let (removed, created) = self.thin_oldest_window(window)?;
             if removed > 0 {
@@ -166,9 +166,7 @@ impl Queue {
                     "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for (series, aggregate) in &groups {
-                    if let Some(fields) = aggregate.field_set() {
-                        insert.execute(params![series, start, fields, AGGREGATE])?;
-                    }
+                    insert.execute(params![series, start, aggregate.field_set(), AGGREGATE])?;
                 }
             }
             let (removed, created) = (ids.len(), groups.len());
@@ -235,32 +233,18 @@ impl Aggregate {
         }
     }
 
-    fn field_set(&self) -> Option<String> {
-        let mut names: Vec<String> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
+    fn field_set(&self) -> String {
+        let mut out = String::new();
         for (name, (sum, min, max, n)) in &self.numeric {
             for (suffix, v) in [("mean", sum / *n as f64), ("min", *min), ("max", *max)] {
-                names.push(format!("{name}_{suffix}"));
-                values.push(Value::Float(v));
+                line_protocol::push_field(&mut out, &format!("{name}_{suffix}"), &Value::Float(v));
             }
         }
         for (name, n) in &self.trues {
-            names.push(format!("{name}_true_count"));
-            values.push(Value::Int(*n));
+            line_protocol::push_field(&mut out, &format!("{name}_true_count"), &Value::Int(*n));
         }
-        names.push("count".into());
-        values.push(Value::Int(self.count));
-        // field_set wants &'static names; the aggregate's names are built at run time, so
-        // write the set by hand with the same escaping rules via a one-field call per pair.
-        let parts: Vec<String> = names
-            .iter()
-            .zip(values)
-            .filter_map(|(name, value)| {
-                let (set, _) = line_protocol::field_set(&vec![("x", value)]);
-                set.map(|s| format!("{}{}", line_protocol::escape_key(name), &s[1..]))
-            })
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(","))
+        line_protocol::push_field(&mut out, "count", &Value::Int(self.count));
+        out
     }
 }
 
