@@ -9,9 +9,7 @@ use crate::recorder::Recorder;
 use crate::sampler::{self, Slot};
 use crate::sensors::{self, Opener};
 use crate::shutdown::Shutdown;
-use crate::upload::endpoint::{Endpoint, EndpointError};
-use crate::upload::transport::{HttpTransport, TlsOptions, TransportError};
-use crate::upload::{Step, Uploader};
+use crate::upload::{ConnectError, Step, Uploader};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,9 +21,7 @@ pub enum AgentError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
-    Endpoint(#[from] EndpointError),
-    #[error("upload: {0}")]
-    Transport(#[from] TransportError),
+    Upload(#[from] ConnectError),
     #[error("cannot start: {0}")]
     Start(String),
 }
@@ -118,20 +114,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
 
     let uploader_thread = match &board.upload {
         Some(cfg) => {
-            let endpoint = Endpoint::new(cfg)?;
-            let transport = HttpTransport::for_url(
-                &cfg.url,
-                cfg.timeout,
-                &TlsOptions {
-                    ca_file: cfg.ca_file.clone(),
-                    insecure_skip_verify: cfg.insecure_skip_verify,
-                },
-            )?;
-            if cfg.insecure_skip_verify {
-                log::warn!("upload.insecure_skip_verify = true: TLS certificates are NOT checked; anyone on the path can read and alter uploads");
-            }
-            let queue = Queue::open(&queue_path)?;
-            let uploader = Uploader::new(queue, endpoint, transport, cfg, &device_id);
+            let uploader = crate::upload::connect(Queue::open(&queue_path)?, cfg, &device_id)?;
             let start_delay = cfg
                 .start_delay_max
                 .mul_f64(crate::rng::Rng::from_text(&device_id).unit());

@@ -8,8 +8,7 @@ use crate::queue::{counter, Queue, Selection};
 use crate::reading::Value;
 use crate::sensors::{self, Opener};
 use crate::upload::endpoint::Endpoint;
-use crate::upload::transport::{HttpTransport, TlsOptions};
-use crate::upload::{Step, Uploader};
+use crate::upload::Step;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -374,13 +373,10 @@ fn status(board: &Board, json: bool) -> Result<(), String> {
         .flatten()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let clock = SystemClock::default();
+    let clock = std::sync::Arc::new(SystemClock::default());
     let now = clock.wall_ns();
-    let keeper = crate::clock::TimeKeeper::new(
-        std::sync::Arc::new(SystemClock::default()),
-        board.clock.require_sync,
-        last_trusted,
-    );
+    let keeper =
+        crate::clock::TimeKeeper::new(clock.clone(), board.clock.require_sync, last_trusted);
     let clock_state = match (clock.synchronised(), keeper.trusts(now)) {
         (_, true) => "trusted",
         (true, false) => "synchronised but implausible (earlier than a time already seen)",
@@ -483,14 +479,7 @@ fn sync(board: &Board, timeout: Duration) -> Result<(), String> {
     let (queue, _time) = agent::open_queue(board, std::sync::Arc::new(SystemClock::default()))
         .map_err(|e| e.to_string())?;
     let total = queue.stats().map_err(|e| e.to_string())?.depth;
-    let endpoint = Endpoint::new(cfg).map_err(|e| e.to_string())?;
-    let tls = TlsOptions {
-        ca_file: cfg.ca_file.clone(),
-        insecure_skip_verify: cfg.insecure_skip_verify,
-    };
-    let transport =
-        HttpTransport::for_url(&cfg.url, cfg.timeout, &tls).map_err(|e| e.to_string())?;
-    let mut uploader = Uploader::new(queue, endpoint, transport, cfg, "sync");
+    let mut uploader = crate::upload::connect(queue, cfg, "sync").map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;
     let terminal = std::io::stderr().is_terminal();
     let mut sent = 0usize;

@@ -366,7 +366,7 @@ impl Board {
     /// Returns (section, sensor index, key, message) so the caller can find the line.
     fn validate(&self) -> Result<(), (&'static str, Option<usize>, &'static str, String)> {
         for (key, value) in &self.tags {
-            check_tag("tags", key, value).map_err(|m| ("tags", None, "", m))?;
+            check_tag(key, value).map_err(|m| ("tags", None, "", m))?;
         }
         let mut seen = std::collections::HashSet::new();
         for (i, sensor) in self.sensors.iter().enumerate() {
@@ -380,9 +380,9 @@ impl Board {
                     ),
                 ));
             }
-            check_tag("tags", "sensor_id", &sensor.id).map_err(|m| fail("id", m))?;
+            check_tag("sensor_id", &sensor.id).map_err(|m| fail("id", m))?;
             for (key, value) in &sensor.tags {
-                check_tag("tags", key, value).map_err(|m| fail("tags", m))?;
+                check_tag(key, value).map_err(|m| fail("tags", m))?;
             }
             if sensor.measurement.is_empty() {
                 return Err(fail(
@@ -451,7 +451,7 @@ impl Board {
 
 /// InfluxDB cannot carry a tag value that is empty, ends with a backslash, or has a backslash
 /// right before a space, comma or equals sign: it comes back different. Refuse it here.
-pub fn check_tag(_section: &str, key: &str, value: &str) -> Result<(), String> {
+pub fn check_tag(key: &str, value: &str) -> Result<(), String> {
     for text in [key, value] {
         if text.is_empty() {
             return Err(format!(

@@ -368,6 +368,34 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// Why the uploader for a board could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Endpoint(#[from] endpoint::EndpointError),
+    #[error("upload: {0}")]
+    Transport(#[from] transport::TransportError),
+}
+
+/// The real uploader for a board's `[upload]` section, as `run` and `sync` both use it:
+/// endpoint and token, TLS roots (loaded only for https), one kept-alive connection.
+pub fn connect(
+    queue: Queue,
+    cfg: &UploadConfig,
+    seed: &str,
+) -> Result<Uploader<transport::HttpTransport>, ConnectError> {
+    let endpoint = Endpoint::new(cfg)?;
+    let tls = transport::TlsOptions {
+        ca_file: cfg.ca_file.clone(),
+        insecure_skip_verify: cfg.insecure_skip_verify,
+    };
+    let transport = transport::HttpTransport::for_url(&cfg.url, cfg.timeout, &tls)?;
+    if cfg.insecure_skip_verify {
+        log::warn!("upload.insecure_skip_verify = true: TLS certificates are NOT checked; anyone on the path can read and alter uploads");
+    }
+    Ok(Uploader::new(queue, endpoint, transport, cfg, seed))
+}
+
 /// gzip at the default level: line protocol shrinks about tenfold, which matters more on a
 /// metered or flaky link than the Pi's CPU time does.
 pub fn gzip(body: &[u8]) -> Vec<u8> {
