@@ -74,7 +74,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         max_age: board.queue.max_age,
         window: board.queue.downsample_window,
     };
-    let recorder = Recorder::new(
+    let mut recorder = Recorder::new(
         queue,
         &plan,
         time.clone(),
@@ -82,6 +82,12 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         METRICS_INTERVAL,
     )?
     .with_retention(policy);
+    // The uploader's own connection; the file was checked when the recorder's opened.
+    let upload_queue = board
+        .upload
+        .as_ref()
+        .map(|_| recorder.queue().reopen())
+        .transpose()?;
 
     let shutdown = Shutdown::new();
     let signals = watch_signals(shutdown.clone())?;
@@ -112,9 +118,9 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
     }
     drop(tx);
 
-    let uploader_thread = match &board.upload {
-        Some(cfg) => {
-            let uploader = crate::upload::connect(Queue::open(&queue_path)?, cfg, &device_id)?;
+    let uploader_thread = match (&board.upload, upload_queue) {
+        (Some(cfg), Some(queue)) => {
+            let uploader = crate::upload::connect(queue, cfg, &device_id)?;
             let start_delay = cfg
                 .start_delay_max
                 .mul_f64(crate::rng::Rng::from_text(&device_id).unit());
@@ -124,7 +130,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
                 upload_loop(uploader, start_delay, stop)
             })?)
         }
-        None => {
+        _ => {
             log::info!("no [upload] section: readings are kept in the queue only");
             None
         }

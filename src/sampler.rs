@@ -162,6 +162,8 @@ pub fn run_periodic(
                     return;
                 }
             }
+            // A read cut short by shutdown is not a sensor failure.
+            Err(_) if shutdown.is_triggered() => return,
             Err(e) => slot.failed(&e, &out),
         }
         // Next due on the monotonic grid; if we fell behind (a slow bus), skip missed slots

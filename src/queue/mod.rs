@@ -120,6 +120,8 @@ pub struct Queue {
     conn: Connection,
     path: PathBuf,
     series_keys: HashMap<i64, String>,
+    /// `max_bytes` the WAL is sized for, passed on to `reopen`ed connections.
+    budget: Option<u64>,
 }
 
 impl Queue {
@@ -146,6 +148,27 @@ impl Queue {
     }
 
     fn open_checked(path: &Path) -> Result<Queue, QueueError> {
+        let queue = Self::connect(path)?;
+        let err = |source| QueueError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let check: String = queue
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(err)?;
+        if check != "ok" {
+            return Err(err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(check),
+            )));
+        }
+        queue.conn.execute_batch(schema::SCHEMA).map_err(err)?;
+        Ok(queue)
+    }
+
+    /// A connection with the queue's settings, without checks.
+    fn connect(path: &Path) -> Result<Queue, QueueError> {
         let err = |source| QueueError::Sqlite {
             path: path.to_path_buf(),
             source,
@@ -165,27 +188,29 @@ impl Queue {
              PRAGMA temp_store = MEMORY;",
         )
         .map_err(err)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-            .map_err(err)?;
-        if check != "ok" {
-            return Err(err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                Some(check),
-            )));
-        }
-        conn.execute_batch(schema::SCHEMA).map_err(err)?;
         Ok(Queue {
             conn,
             path: path.to_path_buf(),
             series_keys: HashMap::new(),
+            budget: None,
         })
+    }
+
+    /// Another connection to this queue, for another thread (the uploader): the file was
+    /// checked when this one opened it, so it is not read through again.
+    pub fn reopen(&self) -> Result<Queue, QueueError> {
+        let mut queue = Self::connect(&self.path)?;
+        if let Some(max_bytes) = self.budget {
+            queue.set_budget(max_bytes);
+        }
+        Ok(queue)
     }
 
     /// Size the WAL to the budget: checkpoint at a quarter of `max_bytes` (at most the SQLite
     /// default of 1000 pages) and truncate the WAL file back to that after checkpoints, so the
     /// queue's files stay near `max_bytes` in total.
     pub fn set_budget(&mut self, max_bytes: u64) {
+        self.budget = Some(max_bytes);
         let quarter = (max_bytes / 4).clamp(64 * 1024, 4 << 20);
         let pages = (quarter / 1024).min(1000);
         let sql =

@@ -174,8 +174,7 @@ impl<T: Transport> Uploader<T> {
             batch.body().to_vec()
         };
         self.requests += 1;
-        let url = self.endpoint.url.clone();
-        let answer = match self.transport.post(&url, &headers, &body) {
+        let answer = match self.transport.post(&self.endpoint.url, &headers, &body) {
             Ok(reply) => Answer::from_reply(&reply, SystemTime::now()),
             Err(e) => Answer::Unavailable {
                 reason: e.to_string(),
