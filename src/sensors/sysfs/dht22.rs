@@ -3,7 +3,7 @@
 //! EIO or ETIMEDOUT; those are ordinary `Io` errors and the sampler simply tries again next
 //! interval rather than retrying here and stretching the sample.
 
-use super::{in_range, parse_milli, read_text};
+use super::{in_range, only_entry, parse_milli, read_text};
 use crate::config::SensorConfig;
 use crate::reading::{Fields, Value};
 use crate::sensors::{Sensor, SensorError};
@@ -85,46 +85,22 @@ pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
 /// The one IIO device whose `name` is `dht11`. Other IIO devices (ADCs, the BME280's IIO
 /// driver) are common on the same Pi, so the name is checked rather than taking the first.
 fn find_dht(root: &Path) -> Result<String, SensorError> {
-    let entries = std::fs::read_dir(root).map_err(|_| {
-        SensorError::NotFound(format!(
-            "{}: no IIO devices (is the dht11 overlay enabled?)",
-            root.display()
-        ))
-    })?;
-    let mut seen = Vec::new();
-    let mut found = Vec::new();
-    for entry in entries.filter_map(|e| e.ok()) {
-        let dir = entry.file_name().to_string_lossy().into_owned();
-        let name = std::fs::read_to_string(entry.path().join("name")).unwrap_or_default();
-        let name = name.trim();
-        if name == DRIVER_NAME {
-            found.push(dir.clone());
-        }
-        seen.push(if name.is_empty() {
-            dir
-        } else {
-            format!("{dir} ({name})")
-        });
-    }
-    found.sort();
-    seen.sort();
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(SensorError::NotFound(format!(
-            "iio_device = \"auto\": no device named `{DRIVER_NAME}` under {}; found: {}",
-            root.display(),
-            if seen.is_empty() {
-                "nothing".into()
+    only_entry(
+        root,
+        "no IIO devices (is the dht11 overlay enabled?)",
+        "iio_device",
+        &format!("device named `{DRIVER_NAME}`"),
+        |entry, dir| {
+            let name = std::fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+            let name = name.trim();
+            let shown = if name.is_empty() {
+                dir.to_string()
             } else {
-                seen.join(", ")
-            }
-        ))),
-        several => Err(SensorError::NotFound(format!(
-            "iio_device = \"auto\" needs exactly one `{DRIVER_NAME}` device under {}, found {}; set `iio_device`",
-            root.display(),
-            several.join(", ")
-        ))),
-    }
+                format!("{dir} ({name})")
+            };
+            (name == DRIVER_NAME, shown)
+        },
+    )
 }
 
 #[cfg(test)]

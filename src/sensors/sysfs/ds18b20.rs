@@ -3,7 +3,7 @@
 //! kernel's CRC verdict. The chip powers up holding 85 °C, so an 85.000 read before any real
 //! reading is a reset value, not a measurement.
 
-use super::{in_range, parse_int, read_text};
+use super::{in_range, only_entry, parse_int, read_text};
 use crate::config::SensorConfig;
 use crate::reading::{Fields, Value};
 use crate::sensors::{Sensor, SensorError};
@@ -114,47 +114,13 @@ pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
 /// The one `28-*` directory under `root`; with none or several, say what is there so the
 /// installer can pick a serial.
 fn find_single(root: &Path) -> Result<String, SensorError> {
-    let entries = std::fs::read_dir(root).map_err(|_| {
-        SensorError::NotFound(format!(
-            "{}: no 1-Wire bus (is the w1-gpio overlay enabled?)",
-            root.display()
-        ))
-    })?;
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let found: Vec<&String> = names
-        .iter()
-        .filter(|n| n.starts_with(FAMILY_PREFIX))
-        .collect();
-    match found.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(SensorError::NotFound(format!(
-            "serial = \"auto\": no DS18B20 (28-*) under {}; found: {}",
-            root.display(),
-            list(&names)
-        ))),
-        several => Err(SensorError::NotFound(format!(
-            "serial = \"auto\" needs exactly one DS18B20 under {}, found {}: {}; set `serial` to one of them",
-            root.display(),
-            several.len(),
-            list(several)
-        ))),
-    }
-}
-
-fn list<S: AsRef<str>>(names: &[S]) -> String {
-    if names.is_empty() {
-        "nothing".into()
-    } else {
-        names
-            .iter()
-            .map(AsRef::as_ref)
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
+    only_entry(
+        root,
+        "no 1-Wire bus (is the w1-gpio overlay enabled?)",
+        "serial",
+        "DS18B20 (28-*)",
+        |_, name| (name.starts_with(FAMILY_PREFIX), name.to_string()),
+    )
 }
 
 /// Parse the legacy `w1_slave` file:

@@ -55,6 +55,45 @@ pub(crate) fn parse_milli(path: &Path, text: &str) -> Result<f64, SensorError> {
 
 pub(crate) use super::in_range;
 
+/// For `"auto"` settings: the one entry under `root` that `pick` accepts (`pick` also says how
+/// to show an entry). With none or several, the error lists what is there, so the installer
+/// can name one. `no_root` says what a missing `root` means (an overlay not loaded).
+pub(crate) fn only_entry(
+    root: &Path,
+    no_root: &str,
+    setting: &str,
+    wanted: &str,
+    pick: impl Fn(&std::fs::DirEntry, &str) -> (bool, String),
+) -> Result<String, SensorError> {
+    let entries = std::fs::read_dir(root)
+        .map_err(|_| SensorError::NotFound(format!("{}: {no_root}", root.display())))?;
+    let (mut found, mut seen) = (Vec::new(), Vec::new());
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (matches, shown) = pick(&entry, &name);
+        if matches {
+            found.push(name);
+        }
+        seen.push(shown);
+    }
+    found.sort();
+    seen.sort();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(SensorError::NotFound(format!(
+            "{setting} = \"auto\": no {wanted} under {}; found: {}",
+            root.display(),
+            if seen.is_empty() { "nothing".to_string() } else { seen.join(", ") }
+        ))),
+        several => Err(SensorError::NotFound(format!(
+            "{setting} = \"auto\" needs exactly one {wanted} under {}, found {}: {}; set `{setting}` to one of them",
+            root.display(),
+            several.len(),
+            several.join(", ")
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
