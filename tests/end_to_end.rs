@@ -350,6 +350,21 @@ fn check_on_a_broken_board_exits_2_naming_file_line_and_key() {
         describe(&good)
     );
 
+    // Write a broken board, run `check`: exit 2, naming the file, the line of `marker`, the key.
+    let expect_refusal = |broken: &str, marker: &str, key: &str| {
+        let line = broken.lines().position(|l| l.contains(marker)).unwrap() + 1;
+        std::fs::write(&site.board_path, broken).unwrap();
+        let out = site.cli(&["check"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        let expected = format!("{}:{line}: key `{key}`", site.board_path.display());
+        assert!(
+            stderr.contains(&expected),
+            "expected `{expected}` in: {}",
+            describe(&out)
+        );
+    };
+
     // A bad duration on a known line of the second sensor.
     let text = board.to_toml();
     let broken = text.replacen(
@@ -358,42 +373,11 @@ fn check_on_a_broken_board_exits_2_naming_file_line_and_key() {
         1,
     );
     assert_ne!(broken, text);
-    let line = broken
-        .lines()
-        .position(|l| l.contains("5 parsecs"))
-        .unwrap()
-        + 1;
-    std::fs::write(&site.board_path, &broken).unwrap();
-    let out = site.cli(&["check"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    let expected = format!(
-        "{}:{line}: key `sensor.interval`",
-        site.board_path.display()
-    );
-    assert!(
-        stderr.contains(&expected),
-        "expected `{expected}` in: {}",
-        describe(&out)
-    );
+    expect_refusal(&broken, "5 parsecs", "sensor.interval");
 
     // An unknown key.
     let broken = text.replacen("[queue]\n", "[queue]\ncolour = \"red\"\n", 1);
-    let line = broken
-        .lines()
-        .position(|l| l.starts_with("colour"))
-        .unwrap()
-        + 1;
-    std::fs::write(&site.board_path, &broken).unwrap();
-    let out = site.cli(&["check"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    let expected = format!("{}:{line}: key `queue.colour`", site.board_path.display());
-    assert!(
-        stderr.contains(&expected),
-        "expected `{expected}` in: {}",
-        describe(&out)
-    );
+    expect_refusal(&broken, "colour", "queue.colour");
 
     // `run` refuses the same file the same way instead of starting.
     let mut run = fieldlink();
