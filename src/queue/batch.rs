@@ -51,6 +51,11 @@ impl Batch {
         &self.ids
     }
 
+    /// First and last queue id: a batch is a run of consecutive queued rows.
+    pub fn run(&self) -> Option<(i64, i64)> {
+        Some((*self.ids.first()?, *self.ids.last()?))
+    }
+
     pub fn line(&self, index: usize) -> &[u8] {
         let start = if index == 0 {
             0

@@ -366,23 +366,40 @@ impl Queue {
             .map_err(|e| self.err(e))
     }
 
-    /// The server acknowledged these readings: remove them and count them as uploaded. The
-    /// last-upload note is written in the same transaction, so it costs no extra SD write.
-    pub fn ack(&mut self, ids: &[i64], note: &str) -> Result<(), QueueError> {
+    /// The server acknowledged exactly these readings: remove them, count them as uploaded.
+    pub fn ack(&mut self, ids: &[i64], note: &str) -> Result<usize, QueueError> {
         self.write(|tx| {
-            // A batch is a run of consecutive rows (nothing else can sit between its ids: new
-            // rows always get higher ids), so one range delete replaces thousands of seeks.
-            let contiguous = ids.windows(2).all(|w| w[0] < w[1]);
-            match (ids.first(), ids.last()) {
-                (Some(first), Some(last)) if contiguous => {
-                    tx.prepare_cached("DELETE FROM readings WHERE id BETWEEN ?1 AND ?2")?
-                        .execute([first, last])?;
-                }
-                _ => delete_each(tx, ids)?,
-            }
+            delete_each(tx, ids)?;
             set_meta(tx, "last_upload", note)?;
             let n = ids.len() as i64;
-            Ok(((), vec![(counter::UPLOADED, n), (counter::QUEUED, -n)]))
+            Ok((
+                ids.len(),
+                vec![(counter::UPLOADED, n), (counter::QUEUED, -n)],
+            ))
+        })
+    }
+
+    /// The server acknowledged runs of consecutive queued rows, each `(first, last)` as one
+    /// batch read them (nothing else can sit between those ids: new rows always get higher
+    /// ids). One range delete per run replaces thousands of seeks, and one transaction for
+    /// several runs saves an fsync per batch. Rows retention removed meanwhile were counted
+    /// there, so only what is deleted here counts as uploaded.
+    pub fn ack_runs(&mut self, runs: &[(i64, i64)], note: &str) -> Result<usize, QueueError> {
+        self.write(|tx| {
+            let mut delete =
+                tx.prepare_cached("DELETE FROM readings WHERE id BETWEEN ?1 AND ?2")?;
+            let mut n = 0;
+            for (first, last) in runs {
+                n += delete.execute([first, last])?;
+            }
+            set_meta(tx, "last_upload", note)?;
+            Ok((
+                n,
+                vec![
+                    (counter::UPLOADED, n as i64),
+                    (counter::QUEUED, -(n as i64)),
+                ],
+            ))
         })
     }
 

@@ -67,7 +67,16 @@ pub struct Uploader<T: Transport> {
     /// The reason of the current failure streak, so it is logged once, not every retry.
     streak: Option<String>,
     requests: u64,
+    /// Runs the server acknowledged that are not yet deleted from the queue: while a backlog
+    /// drains, several batches share one delete transaction (one fsync). A crash before the
+    /// flush re-sends them with the same timestamps, which InfluxDB merges.
+    unacked: Vec<(i64, i64)>,
+    unacked_since: Option<Instant>,
 }
+
+/// Most acknowledged batches, and longest time, before their delete is committed.
+const ACK_GROUP: usize = 8;
+const ACK_DELAY: Duration = Duration::from_secs(1);
 
 impl<T: Transport> Uploader<T> {
     pub fn new(
@@ -99,6 +108,8 @@ impl<T: Transport> Uploader<T> {
             fresh_after: None,
             streak: None,
             requests: 0,
+            unacked: Vec::new(),
+            unacked_since: None,
         }
     }
 
@@ -118,22 +129,12 @@ impl<T: Transport> Uploader<T> {
 
     /// Take one batch (fresh readings first, then the backlog, oldest first) and deliver it.
     pub fn step(&mut self) -> Result<Step, QueueError> {
-        let batch = match self.fresh_after {
-            Some(mark) => {
-                match self
-                    .queue
-                    .next_batch_after(mark, self.batch_lines, self.batch_bytes)?
-                {
-                    Some(b) => Some(b),
-                    None => self.queue.next_batch(self.batch_lines, self.batch_bytes)?,
-                }
-            }
-            None => self.queue.next_batch(self.batch_lines, self.batch_bytes)?,
-        };
-        let Some(batch) = batch else {
+        let Some(batch) = self.next_batch()? else {
+            self.flush()?;
             return Ok(Step::Idle);
         };
         let count = batch.len();
+        let full = count >= self.batch_lines || batch.body_len() + 512 >= self.batch_bytes;
         match self.deliver(batch) {
             Ok(()) => {
                 if let Some(reason) = self.streak.take() {
@@ -144,10 +145,17 @@ impl<T: Transport> Uploader<T> {
                 self.backoff.reset();
                 self.long_backoff.reset();
                 self.pacer.spend(count, Instant::now());
+                // Group deletes only while a backlog drains in full batches; once caught up,
+                // every ack is committed at once.
+                let waited = self.unacked_since.is_some_and(|t| t.elapsed() >= ACK_DELAY);
+                if !full || self.unacked.len() >= ACK_GROUP || waited {
+                    self.flush()?;
+                }
                 Ok(Step::Sent(count))
             }
             Err(Halt::Queue(e)) => Err(e),
             Err(Halt::Pause(pause)) => {
+                self.flush()?;
                 if self.streak.as_deref() != Some(pause.reason.as_str()) {
                     log::warn!(
                         "upload paused: {} (retrying in {:.0?})",
@@ -161,6 +169,43 @@ impl<T: Transport> Uploader<T> {
                 Ok(Step::Paused(pause))
             }
         }
+    }
+
+    /// The next batch: fresh readings first, then the backlog, each lane read past its
+    /// acknowledged-but-not-yet-deleted rows; switching lanes commits those deletes first.
+    fn next_batch(&mut self) -> Result<Option<Batch>, QueueError> {
+        let (lines, bytes) = (self.batch_lines, self.batch_bytes);
+        let cursor = self.unacked.iter().map(|(_, last)| *last).max();
+        if let Some(mark) = self.fresh_after {
+            // Fresh rows have ids above the mark, so deferred fresh runs move the cursor past it.
+            let from = cursor.filter(|c| *c > mark).unwrap_or(mark);
+            if let Some(batch) = self.queue.next_batch_after(from, lines, bytes)? {
+                if cursor.is_some_and(|c| c <= mark) {
+                    self.flush()?;
+                }
+                return Ok(Some(batch));
+            }
+            if cursor.is_some_and(|c| c > mark) {
+                self.flush()?;
+                return self.queue.next_batch(lines, bytes);
+            }
+        }
+        match cursor {
+            Some(after) => self.queue.next_batch_after(after, lines, bytes),
+            None => self.queue.next_batch(lines, bytes),
+        }
+    }
+
+    /// Commit the deletes of every acknowledged batch.
+    pub fn flush(&mut self) -> Result<(), QueueError> {
+        if self.unacked.is_empty() {
+            return Ok(());
+        }
+        let note = format!("ok at {}", now_ns());
+        self.queue.ack_runs(&self.unacked, &note)?;
+        self.unacked.clear();
+        self.unacked_since = None;
+        Ok(())
     }
 
     fn send(&mut self, batch: &Batch) -> Result<Answer, Halt> {
@@ -335,10 +380,10 @@ impl<T: Transport> Uploader<T> {
     }
 
     fn ack(&mut self, batch: &Batch) -> Result<(), Halt> {
-        self.queue.ack(
-            batch.ids(),
-            &format!("ok: {} readings at {}", batch.len(), now_ns()),
-        )?;
+        if let Some(run) = batch.run() {
+            self.unacked.push(run);
+            self.unacked_since.get_or_insert_with(Instant::now);
+        }
         Ok(())
     }
 
@@ -348,6 +393,17 @@ impl<T: Transport> Uploader<T> {
         self.queue
             .reject(&[(batch.ids()[0], line)], message, &[], now_ns())?;
         Ok(())
+    }
+}
+
+impl<T: Transport> Drop for Uploader<T> {
+    /// Whatever the server acknowledged is deleted on the way out (SIGTERM, end of `sync`).
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            log::warn!(
+                "could not commit the last acknowledgements ({e}); those readings will be re-sent"
+            );
+        }
     }
 }
 
