@@ -16,6 +16,7 @@ use crate::queue::{Batch, Queue, QueueError};
 use crate::rng::Rng;
 use endpoint::Endpoint;
 use flate2::{write::GzEncoder, Compression};
+use std::borrow::Cow;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 use transport::Transport;
@@ -72,6 +73,11 @@ pub struct Uploader<T: Transport> {
     /// flush re-sends them with the same timestamps, which InfluxDB merges.
     unacked: Vec<(i64, i64)>,
     unacked_since: Option<Instant>,
+    /// While a backlog drains, the next batch is read from SQLite while this one is being
+    /// compressed on a second thread, so the drain runs at about the speed of gzip.
+    prefetched: Option<Batch>,
+    /// The gzip body of the batch about to be sent, compressed alongside that read.
+    ready_body: Option<Vec<u8>>,
 }
 
 /// Most acknowledged batches, and longest time, before their delete is committed.
@@ -110,6 +116,8 @@ impl<T: Transport> Uploader<T> {
             requests: 0,
             unacked: Vec::new(),
             unacked_since: None,
+            prefetched: None,
+            ready_body: None,
         }
     }
 
@@ -129,13 +137,39 @@ impl<T: Transport> Uploader<T> {
 
     /// Take one batch (fresh readings first, then the backlog, oldest first) and deliver it.
     pub fn step(&mut self) -> Result<Step, QueueError> {
-        let Some(batch) = self.next_batch()? else {
-            self.flush()?;
-            return Ok(Step::Idle);
+        let batch = match self.prefetched.take() {
+            // A batch read ahead from the backlog still waits behind fresh readings.
+            Some(ahead) => match (self.fresh_after, ahead.run()) {
+                (Some(mark), Some((first, last))) if first <= mark => {
+                    match self.fresh_batch(last)? {
+                        Some(fresh) => {
+                            self.prefetched = Some(ahead);
+                            fresh
+                        }
+                        None => ahead,
+                    }
+                }
+                _ => ahead,
+            },
+            None => match self.next_batch()? {
+                Some(batch) => batch,
+                None => {
+                    self.flush()?;
+                    return Ok(Step::Idle);
+                }
+            },
         };
         let count = batch.len();
         let full = count >= self.batch_lines || batch.body_len() + 512 >= self.batch_bytes;
-        match self.deliver(batch) {
+        if full && self.endpoint.gzip {
+            self.compress_and_prefetch(&batch)?;
+        }
+        let delivered = self.deliver(batch);
+        self.ready_body = None;
+        if delivered.is_err() {
+            self.prefetched = None; // read again after the pause: the queue may change meanwhile
+        }
+        match delivered {
             Ok(()) => {
                 if let Some(reason) = self.streak.take() {
                     log::info!("upload recovered after: {reason}");
@@ -174,18 +208,14 @@ impl<T: Transport> Uploader<T> {
     /// The next batch: fresh readings first, then the backlog, each lane read past its
     /// acknowledged-but-not-yet-deleted rows; switching lanes commits those deletes first.
     fn next_batch(&mut self) -> Result<Option<Batch>, QueueError> {
+        if let Some(batch) = self.fresh_batch(i64::MIN)? {
+            return Ok(Some(batch));
+        }
         let (lines, bytes) = (self.batch_lines, self.batch_bytes);
         let cursor = self.unacked.iter().map(|(_, last)| *last).max();
-        if let Some(mark) = self.fresh_after {
-            // Fresh rows have ids above the mark, so deferred fresh runs move the cursor past it.
-            let from = cursor.filter(|c| *c > mark).unwrap_or(mark);
-            if let Some(batch) = self.queue.next_batch_after(from, lines, bytes)? {
-                if cursor.is_some_and(|c| c <= mark) {
-                    self.flush()?;
-                }
-                return Ok(Some(batch));
-            }
-            if cursor.is_some_and(|c| c > mark) {
+        if let (Some(mark), Some(after)) = (self.fresh_after, cursor) {
+            if after > mark {
+                // The fresh lane is done: back to the oldest backlog, with a clean slate.
                 self.flush()?;
                 return self.queue.next_batch(lines, bytes);
             }
@@ -194,6 +224,43 @@ impl<T: Transport> Uploader<T> {
             Some(after) => self.queue.next_batch_after(after, lines, bytes),
             None => self.queue.next_batch(lines, bytes),
         }
+    }
+
+    /// After an outage: the next batch of readings sampled since (ids above the mark, and above
+    /// `floor`), or `None` when there are none.
+    fn fresh_batch(&mut self, floor: i64) -> Result<Option<Batch>, QueueError> {
+        let Some(mark) = self.fresh_after else {
+            return Ok(None);
+        };
+        let cursor = self.unacked.iter().map(|(_, last)| *last).max();
+        // Fresh rows have ids above the mark, so deferred fresh runs move the cursor past it.
+        let from = cursor.filter(|c| *c > mark).unwrap_or(mark).max(floor);
+        let batch = self
+            .queue
+            .next_batch_after(from, self.batch_lines, self.batch_bytes)?;
+        if batch.is_some() && cursor.is_some_and(|c| c <= mark) {
+            self.flush()?; // leaving the backlog lane
+        }
+        Ok(batch)
+    }
+
+    /// Compress `batch` on a helper thread while this one reads the batch after it.
+    fn compress_and_prefetch(&mut self, batch: &Batch) -> Result<(), QueueError> {
+        let Some((_, last)) = batch.run() else {
+            return Ok(());
+        };
+        let (lines, bytes) = (self.batch_lines, self.batch_bytes);
+        let queue = &mut self.queue;
+        let (body, next) = std::thread::scope(|scope| {
+            let compressing = scope.spawn(|| gzip(batch.body()));
+            let next = queue.next_batch_after(last, lines, bytes);
+            // gzip into a Vec cannot fail; a panic there would be a bug, so compress inline.
+            let body = compressing.join().unwrap_or_else(|_| gzip(batch.body()));
+            (body, next)
+        });
+        self.ready_body = Some(body);
+        self.prefetched = next?;
+        Ok(())
     }
 
     /// Commit the deletes of every acknowledged batch.
@@ -213,10 +280,10 @@ impl<T: Transport> Uploader<T> {
             .endpoint
             .headers()
             .map_err(|e| self.pause_long(e.to_string()))?;
-        let body = if self.endpoint.gzip {
-            gzip(batch.body())
-        } else {
-            batch.body().to_vec()
+        let body: Cow<[u8]> = match self.ready_body.take() {
+            Some(compressed) => Cow::Owned(compressed),
+            None if self.endpoint.gzip => Cow::Owned(gzip(batch.body())),
+            None => Cow::Borrowed(batch.body()),
         };
         self.requests += 1;
         let answer = match self.transport.post(&self.endpoint.url, &headers, &body) {

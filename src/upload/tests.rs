@@ -367,3 +367,30 @@ fn after_an_outage_fresh_readings_go_out_before_the_backlog() {
     assert_eq!(rig.uploader.step().unwrap(), Step::Sent(1));
     assert_eq!(rig.stored.lock().unwrap().last().unwrap(), "m v=999 999");
 }
+
+#[test]
+fn a_backlog_drain_reads_ahead_sends_every_line_once_and_groups_the_deletes() {
+    let mut rig = rig(100, &[], Box::new(|_| reply(204, "")));
+    rig.uploader.batch_lines = 10;
+    for _ in 0..9 {
+        assert_eq!(rig.uploader.step().unwrap(), Step::Sent(10));
+    }
+    assert!(
+        !rig.uploader.unacked.is_empty(),
+        "full batches wait for a grouped delete"
+    );
+    assert!(
+        rig.uploader.prefetched.is_some(),
+        "the next full batch was read while compressing"
+    );
+    assert_eq!(rig.uploader.step().unwrap(), Step::Sent(10));
+    assert_eq!(rig.uploader.step().unwrap(), Step::Idle);
+    let stored = rig.stored.lock().unwrap().clone();
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((stored.len(), unique.len()), (100, 100));
+    assert_eq!(rig.uploader.requests(), 10);
+    let c = counters(&rig);
+    assert_eq!((c["uploaded"], c["queued"]), (100, 0));
+}
