@@ -244,22 +244,24 @@ impl<T: Transport> Uploader<T> {
         Ok(batch)
     }
 
-    /// Compress `batch` on a helper thread while this one reads the batch after it.
+    /// Compress `batch` on a helper thread while this one reads the batch after it and commits
+    /// the deletes of the batches already acknowledged: SQLite's work hides behind gzip's.
     fn compress_and_prefetch(&mut self, batch: &Batch) -> Result<(), QueueError> {
         let Some((_, last)) = batch.run() else {
             return Ok(());
         };
-        let (lines, bytes) = (self.batch_lines, self.batch_bytes);
-        let queue = &mut self.queue;
-        let (body, next) = std::thread::scope(|scope| {
+        let (body, sqlite_work) = std::thread::scope(|scope| {
             let compressing = scope.spawn(|| gzip(batch.body()));
-            let next = queue.next_batch_after(last, lines, bytes);
+            let sqlite_work = self.flush().and_then(|()| {
+                self.queue
+                    .next_batch_after(last, self.batch_lines, self.batch_bytes)
+            });
             // gzip into a Vec cannot fail; a panic there would be a bug, so compress inline.
             let body = compressing.join().unwrap_or_else(|_| gzip(batch.body()));
-            (body, next)
+            (body, sqlite_work)
         });
         self.ready_body = Some(body);
-        self.prefetched = next?;
+        self.prefetched = sqlite_work?;
         Ok(())
     }
 
