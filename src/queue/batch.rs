@@ -3,12 +3,36 @@
 
 use crate::line_protocol;
 
+/// Where the queue renders lines: a `Batch` keeps them; the uploader's packer compresses them
+/// as they come, so a large batch's plain text never sits in memory whole.
+pub trait LineSink {
+    /// Append one line (the sink adds the `\n` between lines).
+    fn push(&mut self, id: i64, series_key: &str, fields: &str, time_ns: i64);
+    fn lines(&self) -> usize;
+    /// Bytes of line protocol pushed so far, newlines included.
+    fn plain_len(&self) -> usize;
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     ids: Vec<i64>,
     /// End offset (exclusive) of each line in `body`; lines are separated by one `\n`.
     ends: Vec<usize>,
     body: Vec<u8>,
+}
+
+impl LineSink for Batch {
+    fn push(&mut self, id: i64, series_key: &str, fields: &str, time_ns: i64) {
+        Batch::push(self, id, series_key, fields, time_ns)
+    }
+
+    fn lines(&self) -> usize {
+        self.len()
+    }
+
+    fn plain_len(&self) -> usize {
+        self.body.len()
+    }
 }
 
 impl Batch {

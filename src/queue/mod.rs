@@ -12,7 +12,7 @@ mod held;
 mod retention;
 mod schema;
 
-pub use batch::Batch;
+pub use batch::{Batch, LineSink};
 pub use dead_letters::{split_line, DeadLetter, Selection};
 pub use held::Settled;
 pub use retention::{Enforced, Policy};
@@ -325,15 +325,46 @@ impl Queue {
         max_lines: usize,
         max_bytes: usize,
     ) -> Result<Option<Batch>, QueueError> {
+        let batch = Batch::with_capacity(max_lines.min(1024), max_bytes.min(64 * 1024));
+        let batch = self.render_where(filter, max_lines, max_bytes, batch)?;
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    /// The readings with ids above `after` (all when `None`), oldest first, rendered into `sink`
+    /// up to `max_lines` lines and (unless a single line is larger) `max_bytes` bytes.
+    pub fn render_after<S: LineSink>(
+        &mut self,
+        after: Option<i64>,
+        max_lines: usize,
+        max_bytes: usize,
+        sink: S,
+    ) -> Result<S, QueueError> {
+        let filter = after.map(|id| format!("WHERE id > {id}")).unwrap_or_default();
+        self.render_where(&filter, max_lines, max_bytes, sink)
+    }
+
+    /// Exactly the rows `first..=last` that are still queued, as a plain batch (to bisect or
+    /// dead-letter lines of a batch that was sent compressed).
+    pub fn batch_between(&mut self, first: i64, last: i64) -> Result<Batch, QueueError> {
+        let filter = format!("WHERE id BETWEEN {first} AND {last}");
+        self.render_where(&filter, usize::MAX >> 1, usize::MAX, Batch::default())
+    }
+
+    fn render_where<S: LineSink>(
+        &mut self,
+        filter: &str,
+        max_lines: usize,
+        max_bytes: usize,
+        mut sink: S,
+    ) -> Result<S, QueueError> {
         let sql = format!(
             "SELECT id, series, time_ns, fields FROM readings {filter} ORDER BY id LIMIT ?1"
         );
         // Rows are rendered straight from SQLite's buffers; series keys come from the cache.
         let (conn, keys) = (&self.conn, &mut self.series_keys);
-        let mut build = || -> rusqlite::Result<Batch> {
-            let mut batch = Batch::with_capacity(max_lines.min(1024), max_bytes.min(64 * 1024));
+        let mut render = || -> rusqlite::Result<()> {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query([max_lines as i64])?;
+            let mut rows = stmt.query([max_lines.min(i64::MAX as usize) as i64])?;
             while let Some(row) = rows.next()? {
                 let series: i64 = row.get(1)?;
                 let key = match keys.entry(series) {
@@ -347,16 +378,16 @@ impl Queue {
                 let time_ns: i64 = row.get(2)?;
                 let fields = row.get_ref(3)?.as_str()?;
                 let len = crate::line_protocol::line_len(key, fields, time_ns);
-                if !batch.is_empty() && batch.body_len() + 1 + len > max_bytes {
+                if sink.lines() > 0 && sink.plain_len() + 1 + len > max_bytes {
                     break;
                 }
-                batch.push(row.get(0)?, key, fields, time_ns);
+                sink.push(row.get(0)?, key, fields, time_ns);
             }
-            Ok(batch)
+            Ok(())
         };
-        let built = build();
-        let batch = built.map_err(|e| self.err(e))?;
-        Ok((!batch.is_empty()).then_some(batch))
+        let rendered = render();
+        rendered.map_err(|e| self.err(e))?;
+        Ok(sink)
     }
 
     /// The id of the newest waiting reading.
