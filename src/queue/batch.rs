@@ -75,6 +75,11 @@ impl Batch {
         &self.ids
     }
 
+    /// The request body, taken out of the batch.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
     /// First and last queue id: a batch is a run of consecutive queued rows.
     pub fn run(&self) -> Option<(i64, i64)> {
         Some((*self.ids.first()?, *self.ids.last()?))

@@ -339,7 +339,9 @@ impl Queue {
         max_bytes: usize,
         sink: S,
     ) -> Result<S, QueueError> {
-        let filter = after.map(|id| format!("WHERE id > {id}")).unwrap_or_default();
+        let filter = after
+            .map(|id| format!("WHERE id > {id}"))
+            .unwrap_or_default();
         self.render_where(&filter, max_lines, max_bytes, sink)
     }
 
@@ -388,6 +390,17 @@ impl Queue {
         let rendered = render();
         rendered.map_err(|e| self.err(e))?;
         Ok(sink)
+    }
+
+    /// Whether any reading waits with an id above `after` (one index seek).
+    pub fn has_after(&self, after: i64) -> Result<bool, QueueError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM readings WHERE id > ?1)",
+                [after],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// The id of the newest waiting reading.

@@ -6,6 +6,7 @@
 mod answer;
 mod backoff;
 pub mod endpoint;
+mod pack;
 pub mod transport;
 
 pub use answer::{parse_retry_after, Answer};
@@ -72,17 +73,10 @@ pub struct Uploader<T: Transport> {
     /// drains, several batches share one delete transaction (one fsync). A crash before the
     /// flush re-sends them with the same timestamps, which InfluxDB merges.
     unacked: Vec<(i64, i64)>,
-    unacked_since: Option<Instant>,
-    /// While a backlog drains, the next batch is read from SQLite while this one is being
-    /// compressed on a second thread, so the drain runs at about the speed of gzip.
-    prefetched: Option<Batch>,
-    /// The gzip body of the batch about to be sent, compressed alongside that read.
-    ready_body: Option<Vec<u8>>,
+    /// A second connection that reads and packs the next batch on a helper thread while this
+    /// one commits the previous batches' deletes, so SQLite's writing hides behind gzip.
+    reader: Option<Queue>,
 }
-
-/// Most acknowledged batches, and longest time, before their delete is committed.
-const ACK_GROUP: usize = 8;
-const ACK_DELAY: Duration = Duration::from_secs(1);
 
 impl<T: Transport> Uploader<T> {
     pub fn new(
@@ -115,9 +109,7 @@ impl<T: Transport> Uploader<T> {
             streak: None,
             requests: 0,
             unacked: Vec::new(),
-            unacked_since: None,
-            prefetched: None,
-            ready_body: None,
+            reader: None,
         }
     }
 
@@ -137,38 +129,23 @@ impl<T: Transport> Uploader<T> {
 
     /// Take one batch (fresh readings first, then the backlog, oldest first) and deliver it.
     pub fn step(&mut self) -> Result<Step, QueueError> {
-        let batch = match self.prefetched.take() {
-            // A batch read ahead from the backlog still waits behind fresh readings.
-            Some(ahead) => match (self.fresh_after, ahead.run()) {
-                (Some(mark), Some((first, last))) if first <= mark => {
-                    match self.fresh_batch(last)? {
-                        Some(fresh) => {
-                            self.prefetched = Some(ahead);
-                            fresh
-                        }
-                        None => ahead,
-                    }
-                }
-                _ => ahead,
-            },
-            None => match self.next_batch()? {
-                Some(batch) => batch,
-                None => {
-                    self.flush()?;
-                    return Ok(Step::Idle);
-                }
-            },
+        let after = self.next_after()?;
+        let Some(packed) = self.pack_while_flushing(after)? else {
+            return Ok(Step::Idle);
         };
-        let count = batch.len();
-        let full = count >= self.batch_lines || batch.body_len() + 512 >= self.batch_bytes;
-        if full && self.endpoint.gzip {
-            self.compress_and_prefetch(&batch)?;
-        }
-        let delivered = self.deliver(batch);
-        self.ready_body = None;
-        if delivered.is_err() {
-            self.prefetched = None; // read again after the pause: the queue may change meanwhile
-        }
+        let full = packed.lines >= self.batch_lines || packed.plain_len + 512 >= self.batch_bytes;
+        let delivered = self.post(&packed.body).and_then(|answer| match answer {
+            // Acked runs are deleted while the next batch is packed; once caught up, at once.
+            Answer::Accepted => {
+                self.unacked.push(packed.run);
+                Ok(())
+            }
+            other => {
+                let (first, last) = packed.run;
+                let plain = self.queue.batch_between(first, last)?;
+                self.settle(plain, other)
+            }
+        });
         match delivered {
             Ok(()) => {
                 if let Some(reason) = self.streak.take() {
@@ -178,14 +155,11 @@ impl<T: Transport> Uploader<T> {
                 }
                 self.backoff.reset();
                 self.long_backoff.reset();
-                self.pacer.spend(count, Instant::now());
-                // Group deletes only while a backlog drains in full batches; once caught up,
-                // every ack is committed at once.
-                let waited = self.unacked_since.is_some_and(|t| t.elapsed() >= ACK_DELAY);
-                if !full || self.unacked.len() >= ACK_GROUP || waited {
+                self.pacer.spend(packed.lines, Instant::now());
+                if !full {
                     self.flush()?;
                 }
-                Ok(Step::Sent(count))
+                Ok(Step::Sent(packed.lines))
             }
             Err(Halt::Queue(e)) => Err(e),
             Err(Halt::Pause(pause)) => {
@@ -205,64 +179,59 @@ impl<T: Transport> Uploader<T> {
         }
     }
 
-    /// The next batch: fresh readings first, then the backlog, each lane read past its
-    /// acknowledged-but-not-yet-deleted rows; switching lanes commits those deletes first.
-    fn next_batch(&mut self) -> Result<Option<Batch>, QueueError> {
-        if let Some(batch) = self.fresh_batch(i64::MIN)? {
-            return Ok(Some(batch));
-        }
-        let (lines, bytes) = (self.batch_lines, self.batch_bytes);
+    /// Where the next batch starts: fresh readings first (ids above the mark set after an
+    /// outage), then the backlog, each lane read past its acknowledged-but-not-yet-deleted
+    /// rows. `None`: from the oldest row. Switching lanes commits those deletes first.
+    fn next_after(&mut self) -> Result<Option<i64>, QueueError> {
         let cursor = self.unacked.iter().map(|(_, last)| *last).max();
-        if let (Some(mark), Some(after)) = (self.fresh_after, cursor) {
-            if after > mark {
-                // The fresh lane is done: back to the oldest backlog, with a clean slate.
-                self.flush()?;
-                return self.queue.next_batch(lines, bytes);
+        if let Some(mark) = self.fresh_after {
+            // Fresh rows have ids above the mark, so deferred fresh runs move the cursor past it.
+            let from = cursor.filter(|c| *c > mark).unwrap_or(mark);
+            if self.queue.has_after(from)? {
+                if cursor.is_some_and(|c| c <= mark) {
+                    self.flush()?; // leaving the backlog lane
+                }
+                return Ok(Some(from));
+            }
+            if cursor.is_some_and(|c| c > mark) {
+                self.flush()?; // the fresh lane is done: back to the oldest backlog
+                return Ok(None);
             }
         }
-        match cursor {
-            Some(after) => self.queue.next_batch_after(after, lines, bytes),
-            None => self.queue.next_batch(lines, bytes),
-        }
+        Ok(cursor)
     }
 
-    /// After an outage: the next batch of readings sampled since (ids above the mark, and above
-    /// `floor`), or `None` when there are none.
-    fn fresh_batch(&mut self, floor: i64) -> Result<Option<Batch>, QueueError> {
-        let Some(mark) = self.fresh_after else {
-            return Ok(None);
+    /// Pack the batch after `after` on a helper thread, with the reader connection, while this
+    /// thread commits the deletes of the batches already acknowledged.
+    fn pack_while_flushing(
+        &mut self,
+        after: Option<i64>,
+    ) -> Result<Option<pack::Packed>, QueueError> {
+        let mut reader = match self.reader.take() {
+            Some(reader) => reader,
+            None => self.queue.reopen()?,
         };
-        let cursor = self.unacked.iter().map(|(_, last)| *last).max();
-        // Fresh rows have ids above the mark, so deferred fresh runs move the cursor past it.
-        let from = cursor.filter(|c| *c > mark).unwrap_or(mark).max(floor);
-        let batch = self
-            .queue
-            .next_batch_after(from, self.batch_lines, self.batch_bytes)?;
-        if batch.is_some() && cursor.is_some_and(|c| c <= mark) {
-            self.flush()?; // leaving the backlog lane
-        }
-        Ok(batch)
-    }
-
-    /// Compress `batch` on a helper thread while this one reads the batch after it and commits
-    /// the deletes of the batches already acknowledged: SQLite's work hides behind gzip's.
-    fn compress_and_prefetch(&mut self, batch: &Batch) -> Result<(), QueueError> {
-        let Some((_, last)) = batch.run() else {
-            return Ok(());
-        };
-        let (body, sqlite_work) = std::thread::scope(|scope| {
-            let compressing = scope.spawn(|| gzip(batch.body()));
-            let sqlite_work = self.flush().and_then(|()| {
-                self.queue
-                    .next_batch_after(last, self.batch_lines, self.batch_bytes)
+        let (lines, bytes, gzip) = (self.batch_lines, self.batch_bytes, self.endpoint.gzip);
+        let (packed, flushed) = std::thread::scope(|scope| {
+            let packing = scope.spawn(|| {
+                let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
+                (packed, reader)
             });
-            // gzip into a Vec cannot fail; a panic there would be a bug, so compress inline.
-            let body = compressing.join().unwrap_or_else(|_| gzip(batch.body()));
-            (body, sqlite_work)
+            let flushed = self.flush();
+            (packing.join(), flushed)
         });
-        self.ready_body = Some(body);
-        self.prefetched = sqlite_work?;
-        Ok(())
+        flushed?;
+        match packed {
+            Ok((packed, reader)) => {
+                self.reader = Some(reader);
+                packed
+            }
+            // A panic while packing is a bug; the rows are still queued, so say so and go on.
+            Err(_) => Err(QueueError::Directory {
+                path: self.queue.path().to_path_buf(),
+                message: "packing a batch failed unexpectedly".into(),
+            }),
+        }
     }
 
     /// Commit the deletes of every acknowledged batch.
@@ -273,22 +242,27 @@ impl<T: Transport> Uploader<T> {
         let note = format!("ok at {}", now_ns());
         self.queue.ack_runs(&self.unacked, &note)?;
         self.unacked.clear();
-        self.unacked_since = None;
         Ok(())
     }
 
+    /// Compress (if configured) and post a plain batch: the path of split and bisected halves.
     fn send(&mut self, batch: &Batch) -> Result<Answer, Halt> {
+        let body: Cow<[u8]> = if self.endpoint.gzip {
+            Cow::Owned(gzip(batch.body()))
+        } else {
+            Cow::Borrowed(batch.body())
+        };
+        self.post(&body)
+    }
+
+    /// One request; answers the uploader cannot act on line by line become a pause.
+    fn post(&mut self, body: &[u8]) -> Result<Answer, Halt> {
         let headers = self
             .endpoint
             .headers()
             .map_err(|e| self.pause_long(e.to_string()))?;
-        let body: Cow<[u8]> = match self.ready_body.take() {
-            Some(compressed) => Cow::Owned(compressed),
-            None if self.endpoint.gzip => Cow::Owned(gzip(batch.body())),
-            None => Cow::Borrowed(batch.body()),
-        };
         self.requests += 1;
-        let answer = match self.transport.post(&self.endpoint.url, &headers, &body) {
+        let answer = match self.transport.post(&self.endpoint.url, &headers, body) {
             Ok(reply) => Answer::from_reply(&reply, SystemTime::now()),
             Err(e) => Answer::Unavailable {
                 reason: e.to_string(),
@@ -323,7 +297,13 @@ impl<T: Transport> Uploader<T> {
 
     /// Send a batch and settle every line of it, splitting on 413 and isolating rejected lines.
     fn deliver(&mut self, batch: Batch) -> Result<(), Halt> {
-        match self.send(&batch)? {
+        let answer = self.send(&batch)?;
+        self.settle(batch, answer)
+    }
+
+    /// Act on a server's answer to `batch`.
+    fn settle(&mut self, batch: Batch, answer: Answer) -> Result<(), Halt> {
+        match answer {
             Answer::Accepted => self.ack(&batch),
             Answer::TooLarge => self.split_too_large(batch),
             Answer::Lines { rejected, .. } => self.settle_lines(&batch, &rejected),
@@ -451,7 +431,6 @@ impl<T: Transport> Uploader<T> {
     fn ack(&mut self, batch: &Batch) -> Result<(), Halt> {
         if let Some(run) = batch.run() {
             self.unacked.push(run);
-            self.unacked_since.get_or_insert_with(Instant::now);
         }
         Ok(())
     }
