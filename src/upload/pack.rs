@@ -40,53 +40,80 @@ pub fn pack(
             body: batch.into_body(),
         }));
     }
-    let sink = GzSink::new();
-    let sink = queue.render_after(after, max_lines, max_bytes, sink)?;
-    let Some(run) = sink.run else { return Ok(None) };
-    let (lines, plain_len) = (sink.lines, sink.plain_len);
-    // Writing to a Vec cannot fail.
-    let body = sink.encoder.finish().unwrap_or_default();
-    Ok(Some(Packed {
-        run,
-        lines,
-        plain_len,
-        body,
-    }))
+    // Render on this thread and compress on another, a few 64 KiB chunks apart: reading
+    // SQLite and gzip then overlap, and memory stays at a few chunks whatever the batch size.
+    let (chunks, compressor_in) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let compressing = scope.spawn(move || {
+            let mut encoder = GzEncoder::new(Vec::with_capacity(16 * 1024), Compression::default());
+            for chunk in compressor_in {
+                // Writing to a Vec cannot fail.
+                let _ = encoder.write_all(&chunk);
+            }
+            encoder.finish().unwrap_or_default()
+        });
+        let sink = queue.render_after(after, max_lines, max_bytes, ChunkSink::new(chunks));
+        // Dropping the sink (its sender) ends the compressor's input.
+        let mut sink = sink?;
+        sink.send_chunk();
+        let (run, lines, plain_len) = (sink.run, sink.lines, sink.plain_len);
+        drop(sink);
+        let body = compressing.join().unwrap_or_default();
+        Ok(run.map(|run| Packed {
+            run,
+            lines,
+            plain_len,
+            body,
+        }))
+    })
 }
 
-struct GzSink {
-    encoder: GzEncoder<Vec<u8>>,
-    /// One line at a time, reused.
-    line: Vec<u8>,
+/// Chunks handed to the compressor before rendering waits for it.
+const CHUNKS_IN_FLIGHT: usize = 3;
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Renders lines into chunks and hands each full chunk to the compressor thread.
+struct ChunkSink {
+    to_compressor: std::sync::mpsc::SyncSender<Vec<u8>>,
+    chunk: Vec<u8>,
     run: Option<(i64, i64)>,
     lines: usize,
     plain_len: usize,
 }
 
-impl GzSink {
-    fn new() -> GzSink {
-        GzSink {
-            encoder: GzEncoder::new(Vec::with_capacity(16 * 1024), Compression::default()),
-            line: Vec::with_capacity(512),
+impl ChunkSink {
+    fn new(to_compressor: std::sync::mpsc::SyncSender<Vec<u8>>) -> ChunkSink {
+        ChunkSink {
+            to_compressor,
+            chunk: Vec::with_capacity(CHUNK_BYTES + 1024),
             run: None,
             lines: 0,
             plain_len: 0,
         }
     }
+
+    fn send_chunk(&mut self) {
+        if !self.chunk.is_empty() {
+            let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 1024));
+            // The compressor only stops when this sink is dropped.
+            let _ = self.to_compressor.send(full);
+        }
+    }
 }
 
-impl LineSink for GzSink {
+impl LineSink for ChunkSink {
     fn push(&mut self, id: i64, series_key: &str, fields: &str, time_ns: i64) {
-        self.line.clear();
+        let start = self.chunk.len();
         if self.lines > 0 {
-            self.line.push(b'\n');
+            self.chunk.push(b'\n');
         }
-        line_protocol::push_line(&mut self.line, series_key, fields, time_ns);
-        // Writing to a Vec cannot fail.
-        let _ = self.encoder.write_all(&self.line);
-        self.plain_len += self.line.len();
+        line_protocol::push_line(&mut self.chunk, series_key, fields, time_ns);
+        self.plain_len += self.chunk.len() - start;
         self.lines += 1;
         self.run = Some((self.run.map_or(id, |(first, _)| first), id));
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.send_chunk();
+        }
     }
 
     fn lines(&self) -> usize {
