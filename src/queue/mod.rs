@@ -176,12 +176,12 @@ impl Queue {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         // Small pages: a commit of a few dozen readings rewrites a few 1 KiB pages instead of
-        // a few 4 KiB ones, which is most of the SD-card writes. A 512 KiB page cache keeps RSS
+        // a few 4 KiB ones, which is most of the SD-card writes. A 128 KiB page cache per connection keeps RSS
         // small. WAL lets the uploader read while the recorder writes; FULL makes each grouped
         // commit durable, so the loss window on power cut is exactly the commit window.
         conn.execute_batch(
             "PRAGMA page_size = 1024;
-             PRAGMA cache_size = -512;
+             PRAGMA cache_size = -128;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA journal_size_limit = 4194304;
