@@ -196,6 +196,18 @@ impl Queue {
         })
     }
 
+    /// Commit without waiting for the disk (WAL `synchronous = NORMAL`). For the uploader's
+    /// connection: its writes are deletes of acknowledged rows, and losing one to a power cut
+    /// only means those rows are sent again, with the same timestamps. Never for the recorder.
+    pub fn commit_lazily(&mut self) {
+        if let Err(e) = self.conn.execute_batch("PRAGMA synchronous = NORMAL;") {
+            log::warn!(
+                "queue {}: cannot relax durability of deletes: {e}",
+                self.path.display()
+            );
+        }
+    }
+
     /// Another connection to this queue, for another thread (the uploader): the file was
     /// checked when this one opened it, so it is not read through again.
     pub fn reopen(&self) -> Result<Queue, QueueError> {

@@ -80,12 +80,13 @@ pub struct Uploader<T: Transport> {
 
 impl<T: Transport> Uploader<T> {
     pub fn new(
-        queue: Queue,
+        mut queue: Queue,
         endpoint: Endpoint,
         transport: T,
         cfg: &UploadConfig,
         seed: &str,
     ) -> Uploader<T> {
+        queue.commit_lazily();
         Uploader {
             queue,
             endpoint,
