@@ -382,6 +382,8 @@ fn status(board: &Board, json: bool) -> Result<(), String> {
         (true, false) => "synchronised but implausible (earlier than a time already seen)",
         (false, false) => "not synchronised: new readings are held",
     };
+    let free = crate::queue::free_bytes(&path);
+    let disk_full = free.is_some_and(|b| b < crate::queue::DISK_NEARLY_FULL);
     let oldest_age_s = stats.oldest_ns.map(|t| (now - t) as f64 / 1e9);
     let held_age_s = stats.oldest_held_wall_ns.map(|t| (now - t) as f64 / 1e9);
     if json {
@@ -413,6 +415,8 @@ fn status(board: &Board, json: bool) -> Result<(), String> {
             "max_bytes": board.queue.max_bytes,
             "last_upload": last_upload,
             "clock": clock_state,
+            "disk_free_bytes": free,
+            "disk_full": disk_full,
             "counters": counters,
         });
         println!(
@@ -444,6 +448,14 @@ fn status(board: &Board, json: bool) -> Result<(), String> {
             .unwrap_or_default()
     );
     println!("dead letters {}", stats.dead_letters);
+    match free {
+        Some(bytes) if disk_full => println!(
+            "disk         FULL ({bytes} bytes free): new readings wait in memory (up to {}) and are written when space returns",
+            crate::recorder::SPILL_LIMIT
+        ),
+        Some(bytes) => println!("disk         {:.1} MiB free", bytes as f64 / 1048576.0),
+        None => println!("disk         free space unknown"),
+    }
     println!("clock        {clock_state}");
     println!("last upload  {}", last_upload.as_deref().unwrap_or("never"));
     let get = |name: &str| counters.get(name).copied().unwrap_or(0);

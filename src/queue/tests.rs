@@ -126,3 +126,11 @@ fn a_missing_directory_tree_is_a_clear_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn free_space_is_read_from_the_queue_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = free_bytes(&dir.path().join("queue.db")).unwrap();
+    assert!(free > 0);
+    assert_eq!(free_bytes(Path::new("/no/such/dir/queue.db")), None);
+}
