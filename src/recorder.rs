@@ -336,3 +336,82 @@ pub fn disk_write_bytes() -> Option<u64> {
         .find_map(|l| l.strip_prefix("write_bytes: "))
         .and_then(|v| v.trim().parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{build_time_ns, ManualClock};
+
+    fn reading(n: i64, kind: Kind, time: &TimeKeeper) -> Message {
+        Message::Reading(crate::reading::Reading {
+            sensor: 0,
+            kind,
+            fields: vec![("n", Value::Int(n))],
+            stamp: time.stamp(),
+        })
+    }
+
+    #[test]
+    fn a_full_disk_keeps_a_bounded_spill_in_memory_drops_routine_first_and_writes_when_space_returns(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+        let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
+        let time = Arc::new(TimeKeeper::new(clock, false, 0));
+        let plan = SeriesPlan {
+            sensor_keys: vec!["m".into()],
+            sensor_ids: vec!["S".into()],
+            internal_key: "i".into(),
+        };
+        let mut rec = Recorder::new(
+            queue,
+            &plan,
+            time.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        // SQLite answers SQLITE_FULL once the file would pass this many pages: a full disk.
+        let pages: i64 = rec
+            .queue()
+            .conn()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        rec.queue()
+            .conn()
+            .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
+            .unwrap();
+        rec.accept(reading(-1, Kind::Event, &time));
+        for n in 0..(SPILL_LIMIT as i64 + 100) {
+            rec.accept(reading(n, Kind::Routine, &time));
+        }
+        rec.commit(); // fails: nothing more is lost, nothing grows past the bound
+        rec.accept(reading(-2, Kind::Routine, &time));
+        rec.commit();
+        assert!(rec.disk_trouble);
+        assert_eq!(rec.trusted.len(), SPILL_LIMIT);
+        assert!(
+            rec.trusted.iter().any(|r| r.event),
+            "the event survives the spill limit"
+        );
+        rec.queue()
+            .conn()
+            .execute_batch("PRAGMA max_page_count = 1073741823;")
+            .unwrap();
+        rec.commit();
+        assert!(!rec.disk_trouble);
+        let c = rec.queue().counters().unwrap();
+        assert_eq!(
+            (c["queued"], c["dropped.dropped_full"]),
+            (SPILL_LIMIT as i64, 102)
+        );
+        let events: i64 = rec
+            .queue()
+            .conn()
+            .query_row("SELECT count(*) FROM readings WHERE event = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(events, 1);
+    }
+}
