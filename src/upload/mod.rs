@@ -210,7 +210,7 @@ impl<T: Transport> Uploader<T> {
     ) -> Result<Option<pack::Packed>, QueueError> {
         let mut reader = match self.reader.take() {
             Some(reader) => reader,
-            None => self.queue.reopen()?,
+            None => self.queue.reader()?,
         };
         let (lines, bytes, gzip) = (self.batch_lines, self.batch_bytes, self.endpoint.gzip);
         let (packed, flushed) = std::thread::scope(|scope| {
