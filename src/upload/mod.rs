@@ -144,7 +144,15 @@ impl<T: Transport> Uploader<T> {
             other => {
                 let (first, last) = packed.run;
                 let plain = self.queue.batch_between(first, last)?;
-                self.settle(plain, other)
+                let answer = match other {
+                    // Line numbers name lines of what was sent; if retention removed rows of
+                    // this run meanwhile they no longer line up, so find the bad lines anew.
+                    Answer::Lines { message, .. } if plain.len() != packed.lines => {
+                        Answer::Rejected { message }
+                    }
+                    other => other,
+                };
+                self.settle(plain, answer)
             }
         });
         match delivered {
@@ -227,11 +235,8 @@ impl<T: Transport> Uploader<T> {
                 self.reader = Some(reader);
                 packed
             }
-            // A panic while packing is a bug; the rows are still queued, so say so and go on.
-            Err(_) => Err(QueueError::Directory {
-                path: self.queue.path().to_path_buf(),
-                message: "packing a batch failed unexpectedly".into(),
-            }),
+            // A panic while packing is a bug: let it be the panic it is.
+            Err(panic) => std::panic::resume_unwind(panic),
         }
     }
 

@@ -390,3 +390,48 @@ fn a_backlog_drain_sends_every_line_once_and_defers_the_deletes() {
     let c = counters(&rig);
     assert_eq!((c["uploaded"], c["queued"]), (100, 0));
 }
+
+#[test]
+fn v3_line_numbers_are_not_trusted_when_retention_removed_rows_of_the_batch_meanwhile() {
+    let path: Arc<Mutex<Option<std::path::PathBuf>>> = Arc::new(Mutex::new(None));
+    let seen = path.clone();
+    let mut rig = rig(
+        10,
+        &[6],
+        Box::new(move |lines| {
+            // While the server works, retention thins row 2 away (another connection).
+            if let Some(path) = seen.lock().unwrap().take() {
+                rusqlite::Connection::open(path)
+                    .unwrap()
+                    .execute("DELETE FROM readings WHERE id = 2", [])
+                    .unwrap();
+            }
+            match lines.iter().position(|l| l.contains("bad")) {
+                Some(i) if lines.len() > 1 => reply(
+                    400,
+                    &format!(
+                        r#"{{"error":"partial write of line protocol occurred","data":[{{"error_message":"bad","line_number":{},"original_line":"m"}}]}}"#,
+                        i + 1
+                    ),
+                ),
+                Some(_) => reply(400, r#"{"error":"parsing failed"}"#),
+                None => reply(204, ""),
+            }
+        }),
+    );
+    *path.lock().unwrap() = Some(rig._dir.path().join("q.db"));
+    drain(&mut rig);
+    let dead: Vec<String> = rig
+        .uploader
+        .queue
+        .dead_letters(10)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.line)
+        .collect();
+    assert_eq!(
+        dead,
+        vec!["m v=\"bad6\" 6".to_string()],
+        "the poison line, not its neighbour"
+    );
+}
