@@ -76,8 +76,6 @@ pub struct Uploader<T: Transport> {
     /// A second connection that reads and packs the next batch on a helper thread while this
     /// one commits the previous batches' deletes, so SQLite's writing hides behind gzip.
     reader: Option<Queue>,
-    /// The next batch, packed while the previous one was on the wire.
-    ahead: Option<pack::Packed>,
 }
 
 impl<T: Transport> Uploader<T> {
@@ -113,7 +111,6 @@ impl<T: Transport> Uploader<T> {
             requests: 0,
             unacked: Vec::new(),
             reader: None,
-            ahead: None,
         }
     }
 
@@ -133,24 +130,12 @@ impl<T: Transport> Uploader<T> {
 
     /// Take one batch (fresh readings first, then the backlog, oldest first) and deliver it.
     pub fn step(&mut self) -> Result<Step, QueueError> {
-        let packed = match self.ahead.take() {
-            Some(ahead) if !self.fresh_waiting_behind(&ahead)? => ahead,
-            _ => {
-                let after = self.next_after()?;
-                match self.pack_while_flushing(after)? {
-                    Some(packed) => packed,
-                    None => return Ok(Step::Idle),
-                }
-            }
+        let after = self.next_after()?;
+        let Some(packed) = self.pack_while_flushing(after)? else {
+            return Ok(Step::Idle);
         };
         let full = packed.lines >= self.batch_lines || packed.plain_len + 512 >= self.batch_bytes;
-        // While a backlog drains, the next batch is packed while this one is on the wire.
-        let answer = if full {
-            self.post_while_packing_next(&packed)?
-        } else {
-            self.post(&packed.body)
-        };
-        let delivered = answer.and_then(|answer| match answer {
+        let delivered = self.post(&packed.body).and_then(|answer| match answer {
             // Acked runs are deleted while the next batch is packed; once caught up, at once.
             Answer::Accepted => {
                 self.unacked.push(packed.run);
@@ -170,9 +155,6 @@ impl<T: Transport> Uploader<T> {
                 self.settle(plain, answer)
             }
         });
-        if delivered.is_err() {
-            self.ahead = None; // read again after the pause: the queue may change meanwhile
-        }
         match delivered {
             Ok(()) => {
                 if let Some(reason) = self.streak.take() {
@@ -226,43 +208,6 @@ impl<T: Transport> Uploader<T> {
             }
         }
         Ok(cursor)
-    }
-
-    /// A batch packed ahead from the backlog must not overtake readings sampled since the
-    /// outage: is there one waiting?
-    fn fresh_waiting_behind(&self, ahead: &pack::Packed) -> Result<bool, QueueError> {
-        match self.fresh_after {
-            Some(mark) if ahead.run.0 <= mark => self.queue.has_after(mark.max(ahead.run.1)),
-            _ => Ok(false),
-        }
-    }
-
-    /// Post `packed` while a helper thread packs the batch after it (with the reader
-    /// connection), then commit the deletes already due: the network, SQLite and gzip overlap.
-    fn post_while_packing_next(
-        &mut self,
-        packed: &pack::Packed,
-    ) -> Result<Result<Answer, Halt>, QueueError> {
-        let mut reader = match self.reader.take() {
-            Some(reader) => reader,
-            None => self.queue.reader()?,
-        };
-        let (lines, bytes, gzip) = (self.batch_lines, self.batch_bytes, self.endpoint.gzip);
-        let after = Some(packed.run.1);
-        let (answer, flushed, next) = std::thread::scope(|scope| {
-            let packing = scope.spawn(|| {
-                let next = pack::pack(&mut reader, after, lines, bytes, gzip);
-                (next, reader)
-            });
-            let answer = self.post(&packed.body);
-            let flushed = self.flush();
-            (answer, flushed, packing.join())
-        });
-        let (next, reader) = next.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        self.reader = Some(reader);
-        flushed?;
-        self.ahead = next?;
-        Ok(answer)
     }
 
     /// Pack the batch after `after` on a helper thread, with the reader connection, while this
