@@ -40,7 +40,7 @@ pub fn pack(
             body: batch.into_body(),
         }));
     }
-    // Render on this thread and compress on another, one 32 KiB chunk apart: reading
+    // Render on this thread and compress on another, two 32 KiB chunks apart: reading
     // SQLite and gzip then overlap, and memory stays at a few chunks whatever the batch size.
     let (chunks, compressor_in) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     std::thread::scope(|scope| {
@@ -69,7 +69,7 @@ pub fn pack(
 }
 
 /// Chunks handed to the compressor before rendering waits for it.
-const CHUNKS_IN_FLIGHT: usize = 1;
+const CHUNKS_IN_FLIGHT: usize = 2;
 const CHUNK_BYTES: usize = 32 * 1024;
 
 /// Renders lines into chunks and hands each full chunk to the compressor thread.
