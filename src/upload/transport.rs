@@ -41,6 +41,9 @@ pub struct TlsOptions {
     pub insecure_skip_verify: bool,
 }
 
+/// The connection's read and write buffers.
+const IO_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Where Debian and Raspberry Pi OS keep the system's CA bundle.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -72,6 +75,10 @@ impl HttpTransport {
             .timeout_global(Some(timeout))
             .max_idle_connections(1)
             .max_idle_connections_per_host(1)
+            // ureq's defaults are 128 KiB each way, zero-filled: a quarter of the agent's heap.
+            // A reply's head fits with room to spare, and a body goes out in a few writes.
+            .input_buffer_size(IO_BUFFER_BYTES)
+            .output_buffer_size(IO_BUFFER_BYTES)
             .tls_config(tls_config)
             .user_agent(concat!("fieldlink/", env!("CARGO_PKG_VERSION")))
             .build();
