@@ -13,6 +13,7 @@ pub mod device;
 pub mod line_protocol;
 pub mod logging;
 pub mod notify;
+pub mod priority;
 pub mod queue;
 pub mod reading;
 pub mod recorder;

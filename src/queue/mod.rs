@@ -229,6 +229,16 @@ impl Queue {
         Ok(queue)
     }
 
+    /// Copy what the WAL holds into the database file, without waiting for anyone. Done while
+    /// no read is open on this queue, it lets the next write start the WAL over from its
+    /// beginning; otherwise a reader that is always busy keeps it growing. Returns the WAL's
+    /// length in pages.
+    pub fn checkpoint(&mut self) -> Result<i64, QueueError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+            .map_err(|e| self.err(e))
+    }
+
     /// Size the WAL to the budget: checkpoint at a quarter of `max_bytes` (at most the SQLite
     /// default of 1000 pages) and truncate the WAL file back to that after checkpoints, so the
     /// queue's files stay near `max_bytes` in total.

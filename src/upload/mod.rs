@@ -22,6 +22,13 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 use transport::Transport;
 
+/// How much lower the deletes of acknowledged rows run than packing (`nice` steps).
+const FLUSH_NICENESS: i32 = 10;
+
+/// Deleted rows between WAL checkpoints while a backlog drains: about 2,000 WAL pages of
+/// 1 KiB, so the WAL stays within its first 32 KiB of shared-memory index.
+const CHECKPOINT_ROWS: usize = 32 * 1024;
+
 /// Longest we honour a server's `Retry-After`, so a wrong header cannot park a device for days.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
@@ -76,6 +83,8 @@ pub struct Uploader<T: Transport> {
     /// A second connection that reads and packs the next batch on a helper thread while this
     /// one commits the previous batches' deletes, so SQLite's writing hides behind gzip.
     reader: Option<Queue>,
+    /// Rows deleted since this uploader last checkpointed the WAL.
+    deleted_since_checkpoint: usize,
 }
 
 impl<T: Transport> Uploader<T> {
@@ -111,6 +120,7 @@ impl<T: Transport> Uploader<T> {
             requests: 0,
             unacked: Vec::new(),
             reader: None,
+            deleted_since_checkpoint: 0,
         }
     }
 
@@ -210,8 +220,11 @@ impl<T: Transport> Uploader<T> {
         Ok(cursor)
     }
 
-    /// Pack the batch after `after` on a helper thread, with the reader connection, while this
-    /// thread commits the deletes of the batches already acknowledged.
+    /// Pack the batch after `after` with the reader connection while a helper thread commits
+    /// the deletes of the batches already acknowledged.
+    ///
+    /// The helper runs at a lower CPU priority: on a two-core Pi the compressor is what limits a
+    /// drain, and the deletes can wait for the time it leaves; an even share would slow it.
     fn pack_while_flushing(
         &mut self,
         after: Option<i64>,
@@ -221,34 +234,47 @@ impl<T: Transport> Uploader<T> {
             None => self.queue.reader()?,
         };
         let (lines, bytes, gzip) = (self.batch_lines, self.batch_bytes, self.endpoint.gzip);
+        if self.unacked.is_empty() {
+            let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
+            self.reader = Some(reader);
+            return packed;
+        }
+        let (queue, unacked) = (&mut self.queue, &mut self.unacked);
         let (packed, flushed) = std::thread::scope(|scope| {
-            let packing = scope.spawn(|| {
-                let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
-                (packed, reader)
+            let flushing = scope.spawn(|| {
+                crate::priority::lower_this_thread(FLUSH_NICENESS);
+                flush_runs(queue, unacked)
             });
-            let flushed = self.flush();
-            (packing.join(), flushed)
+            let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
+            (packed, flushing.join())
         });
-        flushed?;
-        match packed {
-            Ok((packed, reader)) => {
-                self.reader = Some(reader);
-                packed
-            }
-            // A panic while packing is a bug: let it be the panic it is.
+        self.reader = Some(reader);
+        let deleted = match flushed {
+            Ok(deleted) => deleted?,
+            // A panic while deleting is a bug: let it be the panic it is.
             Err(panic) => std::panic::resume_unwind(panic),
+        };
+        self.checkpoint_now_and_then(deleted);
+        packed
+    }
+
+    /// Checkpoint the WAL after every `CHECKPOINT_ROWS` deleted rows, here where no read is
+    /// open: otherwise the reader, busy nearly all of a drain, keeps the WAL from starting over,
+    /// and it (and SQLite's shared-memory index of it, counted in RSS) grows without bound.
+    fn checkpoint_now_and_then(&mut self, deleted: usize) {
+        self.deleted_since_checkpoint += deleted;
+        if self.deleted_since_checkpoint < CHECKPOINT_ROWS {
+            return;
+        }
+        self.deleted_since_checkpoint = 0;
+        if let Err(e) = self.queue.checkpoint() {
+            log::warn!("{e}");
         }
     }
 
     /// Commit the deletes of every acknowledged batch.
     pub fn flush(&mut self) -> Result<(), QueueError> {
-        if self.unacked.is_empty() {
-            return Ok(());
-        }
-        let note = format!("ok at {}", now_ns());
-        self.queue.ack_runs(&self.unacked, &note)?;
-        self.unacked.clear();
-        Ok(())
+        flush_runs(&mut self.queue, &mut self.unacked).map(|_| ())
     }
 
     /// Compress (if configured) and post a plain batch: the path of split and bisected halves.
@@ -543,6 +569,17 @@ impl Pacer {
         self.next
             .map_or(Duration::ZERO, |n| n.saturating_duration_since(now))
     }
+}
+
+/// Delete the acknowledged `runs` in one transaction and forget them. Returns the rows deleted.
+fn flush_runs(queue: &mut Queue, runs: &mut Vec<(i64, i64)>) -> Result<usize, QueueError> {
+    if runs.is_empty() {
+        return Ok(0);
+    }
+    let note = format!("ok at {}", now_ns());
+    let deleted = queue.ack_runs(runs, &note)?;
+    runs.clear();
+    Ok(deleted)
 }
 
 #[cfg(test)]

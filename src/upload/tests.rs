@@ -49,25 +49,34 @@ struct Rig {
 }
 
 fn rig(lines: usize, poison: &[usize], handler: Handler) -> Rig {
+    let fields = |i: usize| {
+        if poison.contains(&i) {
+            format!("v=\"bad{i}\"")
+        } else {
+            format!("v={i}")
+        }
+    };
+    rig_with("m", lines, fields, handler)
+}
+
+/// A queue of `lines` readings of one series, closed and opened again as after a restart, and
+/// an uploader to a scripted server.
+fn rig_with(series: &str, lines: usize, fields: impl Fn(usize) -> String, handler: Handler) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let mut queue = Queue::open(&dir.path().join("q.db")).unwrap();
-    let s = queue.series_id("m").unwrap();
+    let path = dir.path().join("q.db");
+    let mut queue = Queue::open(&path).unwrap();
+    let s = queue.series_id(series).unwrap();
     let rows: Vec<NewReading> = (0..lines)
-        .map(|i| {
-            let fields = if poison.contains(&i) {
-                format!("v=\"bad{i}\"")
-            } else {
-                format!("v={i}")
-            };
-            NewReading {
-                series: s,
-                time_ns: i as i64,
-                fields,
-                event: false,
-            }
+        .map(|i| NewReading {
+            series: s,
+            time_ns: i as i64,
+            fields: fields(i),
+            event: false,
         })
         .collect();
     queue.push(&rows, &[], &[]).unwrap();
+    drop(queue);
+    let queue = Queue::open(&path).unwrap();
     let cfg: UploadConfig = toml::from_str(
         "url = \"http://127.0.0.1:1\"\napi = \"v1\"\ndatabase = \"d\"\nmax_points_per_second = 0",
     )
@@ -434,4 +443,23 @@ fn v3_line_numbers_are_not_trusted_when_retention_removed_rows_of_the_batch_mean
         vec!["m v=\"bad6\" 6".to_string()],
         "the poison line, not its neighbour"
     );
+}
+
+#[test]
+fn a_long_drain_keeps_the_wal_from_growing() {
+    let fields =
+        |i| format!("temperature=21.{i},humidity=48.{i},battery_level=97i,signal_strength=-61i");
+    let mut rig = rig_with(
+        "iot_metrics,sensor_id=T1",
+        200_000,
+        fields,
+        Box::new(|_| reply(204, "")),
+    );
+    drain(&mut rig);
+    assert_eq!(counters(&rig)["uploaded"], 200_000);
+    // The shared-memory index grows by 32 KiB for every 4,096 WAL pages and never shrinks
+    // while the queue is open: one segment means the WAL kept starting over.
+    let shm = rig._dir.path().join("q.db-shm");
+    let shm_len = std::fs::metadata(&shm).unwrap().len();
+    assert_eq!(shm_len, 32 * 1024, "WAL index of {shm_len} bytes");
 }
