@@ -7,6 +7,7 @@ use crate::line_protocol;
 use crate::queue::{Batch, LineSink, Queue, QueueError};
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 /// A batch as sent: the run of queue rows it holds and its request body.
 #[derive(Debug)]
@@ -40,22 +41,30 @@ pub fn pack(
             body: batch.into_body(),
         }));
     }
-    // Render on this thread and compress on another, two 32 KiB chunks apart: reading
-    // SQLite and gzip then overlap, and memory stays at a few chunks whatever the batch size.
-    let (chunks, compressor_in) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    // Render on this thread and compress on another, through two buffers that take turns:
+    // reading SQLite and gzip overlap, memory stays at two buffers whatever the batch size,
+    // and the threads hand over once per 64 KiB (each hand-over wakes a thread, which is
+    // not free on a small board).
+    let (to_compressor, filled) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+    let (to_renderer, emptied) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+    // Cannot fail: the channel is empty and has room for one.
+    let _ = to_renderer.send(Vec::with_capacity(BUFFER_BYTES + LINE_SLACK));
     std::thread::scope(|scope| {
         let compressing = scope.spawn(move || {
             let mut encoder = GzEncoder::new(Vec::with_capacity(16 * 1024), Compression::default());
-            for chunk in compressor_in {
+            for mut buffer in filled {
                 // Writing to a Vec cannot fail.
-                let _ = encoder.write_all(&chunk);
+                let _ = encoder.write_all(&buffer);
+                buffer.clear();
+                // The renderer may be gone already when this was the last buffer.
+                let _ = to_renderer.send(buffer);
             }
             encoder.finish().unwrap_or_default()
         });
-        let sink = queue.render_after(after, max_lines, max_bytes, ChunkSink::new(chunks));
+        let sink = BufferSink::new(to_compressor, emptied);
         // Dropping the sink (its sender) ends the compressor's input.
-        let mut sink = sink?;
-        sink.send_chunk();
+        let mut sink = queue.render_after(after, max_lines, max_bytes, sink)?;
+        sink.hand_over();
         let (run, lines, plain_len) = (sink.run, sink.lines, sink.plain_len);
         drop(sink);
         let body = compressing.join().unwrap_or_default();
@@ -68,51 +77,60 @@ pub fn pack(
     })
 }
 
-/// Chunks handed to the compressor before rendering waits for it.
-const CHUNKS_IN_FLIGHT: usize = 2;
-const CHUNK_BYTES: usize = 32 * 1024;
+/// Size at which a buffer of rendered lines goes to the compressor.
+const BUFFER_BYTES: usize = 64 * 1024;
+/// Room for the line that crosses `BUFFER_BYTES`, so the buffer does not grow.
+const LINE_SLACK: usize = 1024;
 
-/// Renders lines into chunks and hands each full chunk to the compressor thread.
-struct ChunkSink {
-    to_compressor: std::sync::mpsc::SyncSender<Vec<u8>>,
-    chunk: Vec<u8>,
+/// Renders lines into one buffer while the compressor works on the other.
+struct BufferSink {
+    to_compressor: SyncSender<Vec<u8>>,
+    emptied: Receiver<Vec<u8>>,
+    buffer: Vec<u8>,
     run: Option<(i64, i64)>,
     lines: usize,
     plain_len: usize,
 }
 
-impl ChunkSink {
-    fn new(to_compressor: std::sync::mpsc::SyncSender<Vec<u8>>) -> ChunkSink {
-        ChunkSink {
+impl BufferSink {
+    fn new(to_compressor: SyncSender<Vec<u8>>, emptied: Receiver<Vec<u8>>) -> BufferSink {
+        BufferSink {
             to_compressor,
-            chunk: Vec::with_capacity(CHUNK_BYTES + 1024),
+            emptied,
+            buffer: Vec::with_capacity(BUFFER_BYTES + LINE_SLACK),
             run: None,
             lines: 0,
             plain_len: 0,
         }
     }
 
-    fn send_chunk(&mut self) {
-        if !self.chunk.is_empty() {
-            let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 1024));
-            // The compressor only stops when this sink is dropped.
-            let _ = self.to_compressor.send(full);
+    /// Send the filled buffer to the compressor and take the one it has finished with.
+    fn hand_over(&mut self) {
+        if self.buffer.is_empty() {
+            return;
         }
+        // Send first: the buffer waits in the channel while the compressor finishes the other
+        // one, which it then finds without waiting. The compressor only stops when this sink
+        // is dropped and gives every buffer back; should it have died, a fresh buffer keeps
+        // this side going to the end of the batch.
+        let full = std::mem::take(&mut self.buffer);
+        let _ = self.to_compressor.send(full);
+        self.buffer = self.emptied.recv().unwrap_or_default();
     }
 }
 
-impl LineSink for ChunkSink {
+impl LineSink for BufferSink {
     fn push(&mut self, id: i64, series_key: &str, fields: &str, time_ns: i64) {
-        let start = self.chunk.len();
+        let start = self.buffer.len();
         if self.lines > 0 {
-            self.chunk.push(b'\n');
+            self.buffer.push(b'\n');
         }
-        line_protocol::push_line(&mut self.chunk, series_key, fields, time_ns);
-        self.plain_len += self.chunk.len() - start;
+        line_protocol::push_line(&mut self.buffer, series_key, fields, time_ns);
+        self.plain_len += self.buffer.len() - start;
         self.lines += 1;
         self.run = Some((self.run.map_or(id, |(first, _)| first), id));
-        if self.chunk.len() >= CHUNK_BYTES {
-            self.send_chunk();
+        if self.buffer.len() >= BUFFER_BYTES {
+            self.hand_over();
         }
     }
 
