@@ -1,34 +1,26 @@
-//! CPU priority of helper threads. On Linux `nice` is per thread, so a helper doing work that
-//! can wait (deleting rows already uploaded) yields the CPU to the work that cannot.
+//! CPU priority of helper threads. On Linux scheduling policy is per thread, so a helper doing
+//! work that can wait (deleting rows already uploaded) can yield the CPU to work that cannot.
 
-/// The highest niceness Linux allows.
-const NICEST: i32 = 19;
-
-/// Make the calling thread `steps` nicer (lower priority), up to the limit. Best effort: a
-/// thread that keeps its priority is only slower to yield, so a failure is not an error.
-pub fn lower_this_thread(steps: i32) {
-    let Some(now) = this_thread_niceness() else {
-        return;
-    };
-    let tid = this_thread_id();
-    // SAFETY: plain system call on this thread's own id.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, (now + steps).min(NICEST)) };
-}
-
-/// The calling thread's niceness, if the kernel says.
-pub fn this_thread_niceness() -> Option<i32> {
-    // getpriority may legitimately return -1, so errno tells failure apart.
-    // SAFETY: errno is thread-local; the call only reads this thread's priority.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let niceness = libc::getpriority(libc::PRIO_PROCESS, this_thread_id());
-        (*libc::__errno_location() == 0).then_some(niceness)
+/// Run the calling thread only on CPU time nothing else wants (`SCHED_IDLE`): any ordinary
+/// thread that wakes up takes the CPU from it at once, which a raised `nice` alone does not
+/// do. Best effort: a thread that keeps its priority only yields less, so failure is not an
+/// error.
+pub fn idle_this_thread() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        log::debug!(
+            "cannot lower a helper thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
-fn this_thread_id() -> libc::id_t {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() as libc::id_t }
+/// The calling thread's scheduling policy (`libc::SCHED_*`).
+pub fn this_thread_policy() -> libc::c_int {
+    // SAFETY: pid 0 is the calling thread.
+    unsafe { libc::sched_getscheduler(0) }
 }
 
 #[cfg(test)]
@@ -36,15 +28,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lowering_a_thread_leaves_the_others_alone() {
-        let before = this_thread_niceness().unwrap();
+    fn an_idled_thread_leaves_the_others_alone() {
+        let before = this_thread_policy();
         let helper = std::thread::spawn(|| {
-            lower_this_thread(3);
-            this_thread_niceness().unwrap()
+            idle_this_thread();
+            this_thread_policy()
         })
         .join()
         .unwrap();
-        assert_eq!(helper, (before + 3).min(NICEST));
-        assert_eq!(this_thread_niceness(), Some(before));
+        assert_eq!(helper, libc::SCHED_IDLE);
+        assert_eq!(this_thread_policy(), before);
+        assert_ne!(before, libc::SCHED_IDLE);
     }
 }

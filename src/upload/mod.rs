@@ -22,9 +22,6 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 use transport::Transport;
 
-/// How much lower the deletes of acknowledged rows run than packing (`nice` steps).
-const FLUSH_NICENESS: i32 = 10;
-
 /// Deleted rows between WAL checkpoints while a backlog drains: about 2,000 WAL pages of
 /// 1 KiB, so the WAL stays within its first 32 KiB of shared-memory index.
 const CHECKPOINT_ROWS: usize = 32 * 1024;
@@ -223,8 +220,10 @@ impl<T: Transport> Uploader<T> {
     /// Pack the batch after `after` with the reader connection while a helper thread commits
     /// the deletes of the batches already acknowledged.
     ///
-    /// The helper runs at a lower CPU priority: on a two-core Pi the compressor is what limits a
+    /// The helper runs on idle CPU time only: on a two-core Pi the compressor is what limits a
     /// drain, and the deletes can wait for the time it leaves; an even share would slow it.
+    /// (On a CPU saturated by other programs the deletes, and so the drain, slow down; the
+    /// sampler keeps its normal priority and nothing is lost.)
     fn pack_while_flushing(
         &mut self,
         after: Option<i64>,
@@ -242,7 +241,7 @@ impl<T: Transport> Uploader<T> {
         let (queue, unacked) = (&mut self.queue, &mut self.unacked);
         let (packed, flushed) = std::thread::scope(|scope| {
             let flushing = scope.spawn(|| {
-                crate::priority::lower_this_thread(FLUSH_NICENESS);
+                crate::priority::idle_this_thread();
                 flush_runs(queue, unacked)
             });
             let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
