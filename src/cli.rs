@@ -119,6 +119,9 @@ pub fn main(argv: impl Iterator<Item = String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !matches!(args.command.as_str(), "run" | "sync") {
+        end_quietly_on_a_closed_pipe();
+    }
     let result = match args.command.as_str() {
         "" | "help" => {
             println!("{USAGE}");
@@ -155,6 +158,17 @@ pub fn main(argv: impl Iterator<Item = String>) -> ExitCode {
             eprintln!("fieldlink: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Commands that print and end behave like any Unix tool when their reader goes away
+/// (`fieldlink status | head -3`): SIGPIPE ends them, where Rust's default (SIGPIPE ignored)
+/// makes the next print panic. `run` and `sync` keep it ignored: the agent must never die of
+/// a log reader that went away.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: resetting a signal to its default disposition; no handler is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
