@@ -116,7 +116,7 @@ pub fn opener(cfg: &crate::config::SensorConfig, state_dir: &std::path::Path) ->
         K::SimulatedDoor => Opener::Events(Box::new(move || {
             Ok(Box::new(simulated::SimulatedDoor::new(seed)) as Box<dyn EventSensor>)
         })),
-        K::Sht3x | K::Shtc3 | K::Bme280 | K::Aht20 | K::Htu21d => {
+        K::Sht3x | K::Shtc3 | K::Bme280 | K::Aht20 | K::Aht10 | K::Htu21d => {
             Opener::Periodic(Box::new(move || i2c::open(&cfg)))
         }
         K::Ds18b20 | K::Dht22 | K::SocTemp => Opener::Periodic(Box::new(move || sysfs::open(&cfg))),

@@ -105,7 +105,7 @@ pub fn default_address(kind: SensorKind) -> Option<u8> {
         SensorKind::Sht3x => Some(sht3x::DEFAULT_ADDRESS),
         SensorKind::Shtc3 => Some(shtc3::DEFAULT_ADDRESS),
         SensorKind::Bme280 => Some(bme280::DEFAULT_ADDRESS),
-        SensorKind::Aht20 => Some(aht20::DEFAULT_ADDRESS),
+        SensorKind::Aht20 | SensorKind::Aht10 => Some(aht20::DEFAULT_ADDRESS),
         SensorKind::Htu21d => Some(htu21d::DEFAULT_ADDRESS),
         _ => None,
     }
@@ -140,6 +140,12 @@ where
         SensorKind::Shtc3 => Box::new(Shtc3::new(i2c, delay, address)),
         SensorKind::Bme280 => Box::new(Bme280::new(i2c, delay, address)),
         SensorKind::Aht20 => Box::new(Aht20::new(i2c, delay, address)),
+        SensorKind::Aht10 => Box::new(Aht20::with_variant(
+            i2c,
+            delay,
+            address,
+            aht20::Variant::Aht10,
+        )),
         SensorKind::Htu21d => Box::new(Htu21d::new(i2c, delay, address)),
         other => return Err(not_i2c(other)),
     })
@@ -289,6 +295,24 @@ mod tests {
     }
 
     #[test]
+    fn the_aht10_kind_builds_the_aht10_protocol() {
+        // AHT10: status, its own calibration command (0xE1 0x08 0x00), trigger, six bytes
+        // without CRC. An AHT20 driver would send 0xBE and read seven.
+        let mut i2c = Mock::new(&[
+            Transaction::read(0x39, vec![0x00]),
+            Transaction::write(0x39, vec![0xE1, 0x08, 0x00]),
+            Transaction::read(0x39, vec![0x08]),
+            Transaction::write(0x39, vec![0xAC, 0x33, 0x00]),
+            Transaction::read(0x39, vec![0x1C, 0x80, 0x00, 0x08, 0x00, 0x00]),
+        ]);
+        let mut sensor = build(SensorKind::Aht10, i2c.clone(), NoopDelay::new(), 0x39)
+            .expect("aht10 is an I2C kind");
+        let fields = sensor.read().expect("good frame");
+        assert_eq!(fields[1], ("humidity", Value::Float(50.0)));
+        i2c.done();
+    }
+
+    #[test]
     fn build_makes_a_driver_that_reads_at_the_given_address() {
         let mut i2c = Mock::new(&[
             Transaction::write(0x45, vec![0x24, 0x00]),
@@ -304,13 +328,20 @@ mod tests {
     #[test]
     fn every_i2c_kind_has_a_default_address() {
         use SensorKind::*;
-        let addresses: Vec<_> = [Sht3x, Shtc3, Bme280, Aht20, Htu21d]
+        let addresses: Vec<_> = [Sht3x, Shtc3, Bme280, Aht20, Aht10, Htu21d]
             .into_iter()
             .map(default_address)
             .collect();
         assert_eq!(
             addresses,
-            [Some(0x44), Some(0x70), Some(0x76), Some(0x38), Some(0x40)]
+            [
+                Some(0x44),
+                Some(0x70),
+                Some(0x76),
+                Some(0x38),
+                Some(0x38),
+                Some(0x40)
+            ]
         );
         assert_eq!(default_address(Ds18b20), None);
     }
