@@ -77,8 +77,8 @@ pub struct Uploader<T: Transport> {
     /// drains, several batches share one delete transaction (one fsync). A crash before the
     /// flush re-sends them with the same timestamps, which InfluxDB merges.
     unacked: Vec<(i64, i64)>,
-    /// A second connection that reads and packs the next batch on a helper thread while this
-    /// one commits the previous batches' deletes, so SQLite's writing hides behind gzip.
+    /// A second connection that reads and packs the next batch while a helper thread commits
+    /// the previous batches' deletes on this one, so SQLite's writing hides behind gzip.
     reader: Option<Queue>,
     /// Rows deleted since this uploader last checkpointed the WAL.
     deleted_since_checkpoint: usize,
