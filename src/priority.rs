@@ -17,15 +17,15 @@ pub fn idle_this_thread() {
     }
 }
 
-/// The calling thread's scheduling policy (`libc::SCHED_*`).
-pub fn this_thread_policy() -> libc::c_int {
-    // SAFETY: pid 0 is the calling thread.
-    unsafe { libc::sched_getscheduler(0) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calling thread's scheduling policy (`libc::SCHED_*`).
+    fn this_thread_policy() -> libc::c_int {
+        // SAFETY: pid 0 is the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    }
 
     #[test]
     fn an_idled_thread_leaves_the_others_alone() {

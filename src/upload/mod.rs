@@ -233,19 +233,17 @@ impl<T: Transport> Uploader<T> {
             None => self.queue.reader()?,
         };
         let (lines, bytes, gzip) = (self.batch_lines, self.batch_bytes, self.endpoint.gzip);
-        if self.unacked.is_empty() {
-            let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
-            self.reader = Some(reader);
-            return packed;
-        }
         let (queue, unacked) = (&mut self.queue, &mut self.unacked);
         let (packed, flushed) = std::thread::scope(|scope| {
-            let flushing = scope.spawn(|| {
-                crate::priority::idle_this_thread();
-                flush_runs(queue, unacked)
+            // No helper thread (and no wake-up) when there is nothing to delete.
+            let flushing = (!unacked.is_empty()).then(|| {
+                scope.spawn(|| {
+                    crate::priority::idle_this_thread();
+                    flush_runs(queue, unacked)
+                })
             });
             let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
-            (packed, flushing.join())
+            (packed, flushing.map_or(Ok(Ok(0)), |f| f.join()))
         });
         self.reader = Some(reader);
         let deleted = match flushed {

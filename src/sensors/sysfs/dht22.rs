@@ -190,55 +190,30 @@ mod tests {
     }
 
     #[test]
-    fn humidity_above_one_hundred_percent_is_refused() {
-        let root = iio(&[(
-            "iio:device0",
-            "dht11",
-            &[
-                ("in_temp_input", "21300\n"),
-                ("in_humidityrelative_input", "130000\n"),
-            ],
-        )]);
-        let err = Dht22::new(root.path(), "iio:device0")
-            .unwrap()
-            .read()
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                SensorError::OutOfRange {
-                    field: "humidity",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn temperature_below_minus_forty_is_refused() {
-        let root = iio(&[(
-            "iio:device0",
-            "dht11",
-            &[
-                ("in_temp_input", "-41000\n"),
-                ("in_humidityrelative_input", "50000\n"),
-            ],
-        )]);
-        let err = Dht22::new(root.path(), "iio:device0")
-            .unwrap()
-            .read()
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                SensorError::OutOfRange {
-                    field: "temperature",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+    fn values_outside_the_datasheet_range_are_refused() {
+        // (temperature, humidity) in milli-units, and the field that is out of range.
+        let cases = [
+            ("21300\n", "130000\n", "humidity"),
+            ("-41000\n", "50000\n", "temperature"),
+        ];
+        for (temp, humidity, out) in cases {
+            let root = iio(&[(
+                "iio:device0",
+                "dht11",
+                &[
+                    ("in_temp_input", temp),
+                    ("in_humidityrelative_input", humidity),
+                ],
+            )]);
+            let err = Dht22::new(root.path(), "iio:device0")
+                .unwrap()
+                .read()
+                .unwrap_err();
+            assert!(
+                matches!(err, SensorError::OutOfRange { field, .. } if field == out),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]
