@@ -1,6 +1,6 @@
 fn main() -> std::process::ExitCode {
     one_malloc_arena();
-    fieldlink::cli::main(std::env::args().skip(1))
+    fieldlink::cli::main(std::env::args_os().skip(1))
 }
 
 /// glibc gives each thread that allocates its own malloc arena, and keeps each one's freed

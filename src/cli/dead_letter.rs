@@ -1,0 +1,47 @@
+//! `dead-letter`: list, re-queue or delete the lines the server refused.
+
+use super::args::{DeadLetter, Format};
+use super::CliError;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Board;
+use crate::queue::Queue;
+
+/// How many dead letters `list` shows at most.
+const LIST_LIMIT: usize = 1000;
+
+pub fn dead_letter(board: &Board, action: DeadLetter) -> Result<(), CliError> {
+    let mut queue = Queue::open(&board.queue.resolved_path())?;
+    match action {
+        DeadLetter::List { format } => {
+            let letters = queue.dead_letters(LIST_LIMIT)?;
+            match format {
+                Format::Json => {
+                    let items: Vec<_> = letters
+                        .iter()
+                        .map(|d| serde_json::json!({"id": d.id, "reason": d.reason, "message": d.message, "at_ns": d.at_ns, "line": d.line}))
+                        .collect();
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&items).unwrap_or_default()
+                    );
+                }
+                Format::Text => {
+                    for d in &letters {
+                        println!("#{} [{}] {}\n    {}", d.id, d.reason, d.message, d.line);
+                    }
+                    println!("{} dead letter(s)", letters.len());
+                }
+            }
+        }
+        DeadLetter::Retry(which) => {
+            let n = queue.retry_dead_letters(which)?;
+            println!("{n} dead letter(s) moved back to the queue");
+        }
+        DeadLetter::Purge { older_than } => {
+            let before = SystemClock::default().wall_ns() - older_than.as_nanos() as i64;
+            let n = queue.purge_dead_letters(before)?;
+            println!("{n} dead letter(s) purged");
+        }
+    }
+    Ok(())
+}

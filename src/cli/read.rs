@@ -1,0 +1,127 @@
+//! `read` and `scan`: what the sensors say right now, for an installer at the Pi.
+
+use super::args::Format;
+use super::CliError;
+use crate::config::{Board, SensorConfig};
+use crate::reading::{Fields, Value};
+use crate::sensors::{self, Opener, SensorError};
+use std::path::Path;
+
+/// Every sensor read once: its values, or why it could not be read.
+type Readout<'a> = Vec<(&'a SensorConfig, Result<Fields, SensorError>)>;
+
+pub fn read(board: &Board, format: Format) -> Result<(), CliError> {
+    let state_dir = board
+        .queue
+        .resolved_path()
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let readout: Readout = board
+        .sensors
+        .iter()
+        .map(|cfg| {
+            let result = match sensors::opener(cfg, &state_dir) {
+                Opener::Periodic(mut open) => open().and_then(|mut s| s.read()),
+                Opener::Events(mut open) => open().and_then(|mut s| s.read()),
+            };
+            (cfg, result)
+        })
+        .collect();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&readout_json(&readout)).unwrap_or_default()
+        ),
+        Format::Text => print!("{}", readout_table(&readout)),
+    }
+    let failed = readout.iter().filter(|(_, r)| r.is_err()).count();
+    if failed > 0 {
+        return Err(CliError::Unreadable {
+            failed,
+            total: readout.len(),
+        });
+    }
+    Ok(())
+}
+
+fn readout_json(readout: &Readout) -> serde_json::Value {
+    readout
+        .iter()
+        .map(|(cfg, result)| match result {
+            Ok(fields) => serde_json::json!({
+                "sensor": cfg.id, "kind": cfg.kind.name(),
+                "fields": fields.iter().map(|(k, v)| (k.to_string(), json_value(v))).collect::<serde_json::Map<_, _>>(),
+            }),
+            Err(e) => serde_json::json!({"sensor": cfg.id, "kind": cfg.kind.name(), "error": e.to_string(), "reason": e.reason()}),
+        })
+        .collect()
+}
+
+fn readout_table(readout: &Readout) -> String {
+    let mut out = format!("{:<16} {:<18} VALUES\n", "SENSOR", "KIND");
+    for (cfg, result) in readout {
+        let text = match result {
+            Ok(fields) => fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}{}", show(v), unit_of(k)))
+                .collect::<Vec<_>>()
+                .join("  "),
+            Err(e) => format!("ERROR: {e}"),
+        };
+        out.push_str(&format!("{:<16} {:<18} {text}\n", cfg.id, cfg.kind.name()));
+    }
+    out
+}
+
+fn unit_of(field: &str) -> &'static str {
+    match field {
+        "temperature" => " °C",
+        "humidity" => " %RH",
+        "pressure" => " hPa",
+        "open_seconds" => " s",
+        "signal_strength" => " dBm",
+        "battery_level" => " %",
+        _ => "",
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Float(v) => format!("{v:.2}"),
+        Value::Int(v) => v.to_string(),
+        Value::UInt(v) => v.to_string(),
+        Value::Bool(v) => v.to_string(),
+        Value::Str(s) => s.clone(),
+    }
+}
+
+fn json_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Float(v) => serde_json::json!(v),
+        Value::Int(v) => serde_json::json!(v),
+        Value::UInt(v) => serde_json::json!(v),
+        Value::Bool(v) => serde_json::json!(v),
+        Value::Str(s) => serde_json::json!(s),
+    }
+}
+
+pub fn scan(bus: &Path) -> Result<(), CliError> {
+    let mut i2c = linux_embedded_hal::I2cdev::new(bus).map_err(|source| CliError::Bus {
+        bus: bus.to_path_buf(),
+        source,
+    })?;
+    let found = sensors::i2c::scan(&mut i2c);
+    if found.is_empty() {
+        println!("{}: no devices answered", bus.display());
+    }
+    for (address, chips) in found {
+        let names = if chips.is_empty() {
+            "unknown device".to_string()
+        } else {
+            chips.join(" or ")
+        };
+        println!("{address:#04x}  {names}");
+    }
+    Ok(())
+}
