@@ -22,8 +22,14 @@ pub enum AgentError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Upload(#[from] ConnectError),
-    #[error("cannot start: {0}")]
-    Start(String),
+    #[error(transparent)]
+    Signals(#[from] crate::os::signals::SignalError),
+    #[error("cannot start thread {name}")]
+    Thread {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// How long the health reading waits between samples.
@@ -90,7 +96,8 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         .transpose()?;
 
     let shutdown = Shutdown::new();
-    let signals = watch_signals(shutdown.clone())?;
+    let stop = shutdown.clone();
+    let signals = crate::os::signals::TerminationWatch::start(move || stop.trigger())?;
     let (tx, rx) = mpsc::channel();
     let recorder_thread = spawn("recorder", move || recorder.run(rx))?;
 
@@ -142,12 +149,12 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         board.sensors.len(),
         queue_path.display()
     );
-    crate::notify::send("READY=1\nSTATUS=sampling");
-    let tick = crate::notify::watchdog_interval().unwrap_or(Duration::from_secs(60));
+    crate::os::notify::send("READY=1\nSTATUS=sampling");
+    let tick = crate::os::notify::watchdog_interval().unwrap_or(Duration::from_secs(60));
     while !shutdown.sleep(tick) {
-        crate::notify::send("WATCHDOG=1");
+        crate::os::notify::send("WATCHDOG=1");
     }
-    crate::notify::send("STOPPING=1\nSTATUS=committing and stopping");
+    crate::os::notify::send("STOPPING=1\nSTATUS=committing and stopping");
     log::info!("stopping: committing pending readings");
     for handle in sensor_threads {
         let _ = handle.join();
@@ -207,23 +214,12 @@ fn upload_loop<T: crate::upload::transport::Transport>(
     }
 }
 
-/// SIGTERM and SIGINT trigger the shutdown from a small thread blocked on a signal pipe.
-fn watch_signals(shutdown: Shutdown) -> Result<signal_hook::iterator::Handle, AgentError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .map_err(|e| AgentError::Start(format!("signal handlers: {e}")))?;
-    let handle = signals.handle();
-    spawn("signals", move || {
-        if signals.forever().next().is_some() {
-            shutdown.trigger();
-        }
-    })?;
-    Ok(handle)
-}
-
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, work: F) -> Result<JoinHandle<()>, AgentError> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(work)
-        .map_err(|e| AgentError::Start(format!("thread {name}: {e}")))
+        .map_err(|source| AgentError::Thread {
+            name: name.into(),
+            source,
+        })
 }

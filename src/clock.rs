@@ -40,14 +40,12 @@ pub fn build_time_ns() -> i64 {
 /// The kernel's clocks and the synchronisation flags of the kernel and systemd-timesyncd.
 pub struct SystemClock {
     timesync_flag: std::path::PathBuf,
-    boot_id_path: std::path::PathBuf,
 }
 
 impl Default for SystemClock {
     fn default() -> Self {
         SystemClock {
             timesync_flag: "/run/systemd/timesync/synchronized".into(),
-            boot_id_path: "/proc/sys/kernel/random/boot_id".into(),
         }
     }
 }
@@ -61,43 +59,17 @@ impl Clock for SystemClock {
     }
 
     fn mono_ns(&self) -> i64 {
-        boottime_ns()
+        // Only kernels older than 2.6.39 lack CLOCK_BOOTTIME.
+        crate::os::time::boottime_ns().unwrap_or(0)
     }
 
     fn synchronised(&self) -> bool {
-        self.timesync_flag.exists() || kernel_says_synchronised()
+        self.timesync_flag.exists() || crate::os::time::kernel_synchronised().unwrap_or(false)
     }
 
     fn boot_id(&self) -> String {
-        std::fs::read_to_string(&self.boot_id_path)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "unknown-boot".into())
+        crate::os::proc::boot_id().unwrap_or_else(|_| "unknown-boot".into())
     }
-}
-
-/// CLOCK_BOOTTIME: monotonic, and unlike CLOCK_MONOTONIC it keeps counting through suspend.
-// time_t and c_long are 32-bit on armv7: the conversions are needed there, not on x86_64.
-#[allow(unsafe_code, clippy::useless_conversion)]
-fn boottime_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_BOOTTIME exists on Linux ≥ 2.6.39.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec)
-}
-
-/// adjtimex(2) in read-only mode: synchronised unless STA_UNSYNC is set or it returns TIME_ERROR.
-#[allow(unsafe_code)]
-fn kernel_says_synchronised() -> bool {
-    // SAFETY: a zeroed timex with modes = 0 only reads the kernel's state into our struct.
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut tx) };
-    state >= 0 && state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0
 }
 
 /// Decides whether the wall clock can be trusted, and stamps readings.

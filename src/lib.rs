@@ -3,7 +3,9 @@
 //! Data flows through the modules in this order: [`config`] (the board file) → [`sensors`]
 //! (drivers) → [`sampler`] (timestamps) → [`queue`] (SQLite store-and-forward) →
 //! [`upload`] (line protocol, gzip, HTTP) → InfluxDB. [`agent`] wires them into threads and
-//! [`cli`] is the command line.
+//! [`cli`] is the command line. [`os`] is the only place that talks to the kernel directly.
+
+#![deny(unsafe_code)]
 
 pub mod agent;
 pub mod cli;
@@ -12,8 +14,7 @@ pub mod config;
 pub mod device;
 pub mod line_protocol;
 pub mod logging;
-pub mod notify;
-pub mod priority;
+pub mod os;
 pub mod queue;
 pub mod reading;
 pub mod recorder;

@@ -329,12 +329,9 @@ impl Recorder {
     }
 }
 
-/// Bytes this process caused to be written to storage (`write_bytes` of /proc/self/io).
+/// Bytes this process caused to be written to storage, when the kernel says.
 pub fn disk_write_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/io").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("write_bytes: "))
-        .and_then(|v| v.trim().parse().ok())
+    crate::os::proc::write_bytes().ok()
 }
 
 #[cfg(test)]

@@ -92,8 +92,7 @@ fn report(error: &CliError) {
 /// makes the next print panic. `run` and `sync` keep it ignored: the agent must never die of
 /// a log reader that went away.
 fn end_quietly_on_a_closed_pipe() {
-    // SAFETY: resetting a signal to its default disposition; no handler is involved.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    if let Err(e) = crate::os::signals::end_on_a_closed_pipe() {
+        log::debug!("{e}");
     }
 }

@@ -602,21 +602,12 @@ pub const DISK_NEARLY_FULL: u64 = 1 << 20;
 
 /// Free bytes (for an unprivileged writer) on the file system holding `path`, so `status` can
 /// say "disk full" even though the agent cannot write that down while it is full.
-#[allow(unsafe_code)]
 pub fn free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the struct we own from a NUL-terminated path.
-    let mut info: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut info) } != 0 {
-        return None;
-    }
-    #[allow(clippy::useless_conversion)] // the field types differ between 32- and 64-bit targets
-    Some(u64::from(info.f_bavail) * u64::from(info.f_frsize))
+    crate::os::fs::available_bytes(dir).ok()
 }
 
 fn delete_each(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {

@@ -238,7 +238,7 @@ impl<T: Transport> Uploader<T> {
             // No helper thread (and no wake-up) when there is nothing to delete.
             let flushing = (!unacked.is_empty()).then(|| {
                 scope.spawn(|| {
-                    crate::priority::idle_this_thread();
+                    crate::os::sched::idle_this_thread();
                     flush_runs(queue, unacked)
                 })
             });

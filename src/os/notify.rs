@@ -1,16 +1,29 @@
 //! systemd's notify protocol, spoken directly: one datagram to $NOTIFY_SOCKET per message
 //! (READY=1, WATCHDOG=1, STATUS=…). Outside systemd every call is a no-op.
 
+use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-pub fn send(message: &str) {
+/// A notification systemd did not get.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("cannot open a datagram socket")]
+    Socket(#[source] io::Error),
+    #[error("cannot send to $NOTIFY_SOCKET {socket}")]
+    Send {
+        socket: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Send one message; `Ok(false)` when not under systemd (no $NOTIFY_SOCKET).
+pub fn try_send(message: &str) -> Result<bool, NotifyError> {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
+        return Ok(false);
     };
-    let Ok(socket) = UnixDatagram::unbound() else {
-        return;
-    };
+    let socket = UnixDatagram::unbound().map_err(NotifyError::Socket)?;
     let path = path.to_string_lossy().into_owned();
     // An abstract socket is written with a leading '@'.
     let result = if let Some(name) = path.strip_prefix('@') {
@@ -20,7 +33,15 @@ pub fn send(message: &str) {
     } else {
         socket.send_to(message.as_bytes(), &path)
     };
-    if let Err(e) = result {
+    result.map(|_| true).map_err(|source| NotifyError::Send {
+        socket: path,
+        source,
+    })
+}
+
+/// [`try_send`], best effort: systemd going away must not stop the agent.
+pub fn send(message: &str) {
+    if let Err(e) = try_send(message) {
         log::debug!("sd_notify {message}: {e}");
     }
 }
