@@ -3,6 +3,7 @@
 //! boot time (CLOCK_BOOTTIME), and whether the wall clock was trusted when it was taken; the
 //! queue re-stamps untrusted readings once the clock is trusted.
 
+use crate::shutdown::Shutdown;
 use std::time::Duration;
 
 /// When a reading was taken, as far as this device can tell.
@@ -29,6 +30,11 @@ pub trait Clock: Send + Sync {
     /// Sleep on the monotonic clock. Tests advance simulated time instead.
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration)
+    }
+    /// Wait `duration` on this clock, or less if `stop` is triggered meanwhile; true when
+    /// stopped. Every timer of the agent waits here, so a test clock decides what waiting means.
+    fn wait(&self, duration: Duration, stop: &Shutdown) -> bool {
+        stop.sleep(duration)
     }
 }
 
@@ -132,6 +138,7 @@ impl TimeKeeper {
 }
 
 /// A clock tests drive by hand: wall and monotonic time, sync state and boot id all settable.
+/// Sleeping or waiting on it advances it at once instead of taking real time.
 #[derive(Debug, Default)]
 pub struct ManualClock {
     state: std::sync::Mutex<ManualState>,
@@ -205,6 +212,13 @@ impl Clock for ManualClock {
     fn sleep(&self, duration: Duration) {
         self.advance(duration)
     }
+    /// Waiting takes no real time: the clock moves on by `duration` unless already stopped.
+    fn wait(&self, duration: Duration, stop: &Shutdown) -> bool {
+        if !stop.is_triggered() {
+            self.advance(duration);
+        }
+        stop.is_triggered()
+    }
 }
 
 #[cfg(test)]
@@ -257,5 +271,21 @@ mod tests {
         assert!(clock.mono_ns() > a && a > 0);
         assert!(clock.wall_ns() > build_time_ns() - DAY);
         assert_eq!(clock.boot_id().len(), 36);
+    }
+
+    #[test]
+    fn waiting_on_the_manual_clock_moves_it_unless_stopped() {
+        let clock = ManualClock::new(0, true, "b1");
+        let stop = Shutdown::new();
+        let before = clock.mono_ns();
+        assert!(!clock.wait(Duration::from_secs(90), &stop));
+        assert_eq!(clock.mono_ns() - before, 90_000_000_000);
+        stop.trigger();
+        assert!(clock.wait(Duration::from_secs(90), &stop));
+        assert_eq!(
+            clock.mono_ns() - before,
+            90_000_000_000,
+            "a stopped wait takes no time"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! that interval, counted, logged once per failure streak, and re-opened after a run of failures;
 //! it never stops the other sensors and never yields a made-up value.
 
-use crate::clock::TimeKeeper;
+use crate::clock::{Clock, ManualClock, TimeKeeper};
 use crate::reading::{Fields, Kind, Reading};
 use crate::sensors::{EventSensor, Sensor, SensorError};
 use crate::shutdown::Shutdown;
@@ -88,11 +88,12 @@ impl<S: ?Sized> Slot<S> {
 /// Read once with bounded retries, opening the driver first if needed.
 fn read_with_retries<S: Sensor + ?Sized>(
     slot: &mut Slot<S>,
+    clock: &dyn Clock,
     shutdown: &Shutdown,
 ) -> Result<Fields, SensorError> {
     let mut last = None;
     for attempt in 0..ATTEMPTS {
-        if attempt > 0 && shutdown.sleep(RETRY_PAUSE) {
+        if attempt > 0 && clock.wait(RETRY_PAUSE, shutdown) {
             break;
         }
         if slot.driver.is_none() {
@@ -128,51 +129,134 @@ fn emit(
     out.send(Message::Reading(reading)).is_ok()
 }
 
+/// When each periodic sensor is next due, on a grid of the monotonic clock: an NTP step of the
+/// wall clock neither skips nor doubles a sample.
+pub struct Schedule {
+    due_ns: Vec<i64>,
+    interval_ns: Vec<i64>,
+}
+
+impl Schedule {
+    /// Every slot is due first at `start_ns`.
+    pub fn new(start_ns: i64, intervals: impl IntoIterator<Item = Duration>) -> Schedule {
+        let interval_ns: Vec<i64> = intervals
+            .into_iter()
+            .map(|i| (i.as_nanos() as i64).max(1))
+            .collect();
+        Schedule {
+            due_ns: vec![start_ns; interval_ns.len()],
+            interval_ns,
+        }
+    }
+
+    /// The slot due first, and when.
+    pub fn next(&self) -> Option<(usize, i64)> {
+        self.due_ns
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|&(_, when)| when)
+    }
+
+    /// Slot `index`, due at `when`, was served and the clock now says `now_ns`. Its next turn
+    /// is one interval later on the grid; if we fell behind (a slow bus), the missed slots are
+    /// skipped rather than fired as a burst.
+    pub fn served(&mut self, index: usize, when: i64, now_ns: i64) {
+        let interval = self.interval_ns[index];
+        let mut due = when + interval;
+        if due <= now_ns {
+            due = now_ns + interval - (now_ns - when) % interval;
+        }
+        self.due_ns[index] = due;
+    }
+}
+
+/// What the sampler does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing is due for this long.
+    Wait(Duration),
+    /// Shutdown, or nobody listens any more.
+    Stop,
+}
+
+/// The periodic sensors and their schedule; [`run_periodic`] is its real-time loop, tests step
+/// it with a manual clock.
+pub struct Periodic {
+    slots: Vec<Slot<dyn Sensor>>,
+    schedule: Schedule,
+    time: Arc<TimeKeeper>,
+    out: Sender<Message>,
+}
+
+impl Periodic {
+    /// Every sensor is due at once, then on its interval.
+    pub fn new(slots: Vec<Slot<dyn Sensor>>, time: Arc<TimeKeeper>, out: Sender<Message>) -> Self {
+        let start = time.clock().mono_ns();
+        let schedule = Schedule::new(start, slots.iter().map(|s| s.interval));
+        Periodic {
+            slots,
+            schedule,
+            time,
+            out,
+        }
+    }
+
+    /// Read every sensor that is due by the clock's "now", and say how long until the next.
+    pub fn run_due(&mut self, shutdown: &Shutdown) -> Next {
+        let clock = self.time.clock().clone();
+        loop {
+            let Some((index, when)) = self.schedule.next() else {
+                return Next::Stop;
+            };
+            let now = clock.mono_ns();
+            if when > now {
+                return Next::Wait(Duration::from_nanos((when - now) as u64));
+            }
+            if shutdown.is_triggered() {
+                return Next::Stop;
+            }
+            let slot = &mut self.slots[index];
+            match read_with_retries(slot, clock.as_ref(), shutdown) {
+                Ok(fields) => {
+                    slot.recovered();
+                    if !emit(&self.out, &self.time, slot.index, Kind::Routine, fields) {
+                        return Next::Stop;
+                    }
+                }
+                // A read cut short by shutdown is not a sensor failure.
+                Err(_) if shutdown.is_triggered() => return Next::Stop,
+                Err(e) => slot.failed(&e, &self.out),
+            }
+            self.schedule.served(index, when, clock.mono_ns());
+        }
+    }
+
+    /// Step through time on a manual clock: read what is due, advance to the next due time,
+    /// until `end_mono_ns` (exclusive). No real time passes.
+    pub fn run_until(&mut self, clock: &ManualClock, end_mono_ns: i64) {
+        let never = Shutdown::new();
+        while let Next::Wait(wait) = self.run_due(&never) {
+            if clock.mono_ns() + wait.as_nanos() as i64 >= end_mono_ns {
+                return;
+            }
+            clock.advance(wait);
+        }
+    }
+}
+
 /// Run every periodic sensor on its interval until shutdown.
 pub fn run_periodic(
-    mut slots: Vec<Slot<dyn Sensor>>,
+    slots: Vec<Slot<dyn Sensor>>,
     time: Arc<TimeKeeper>,
     out: Sender<Message>,
     shutdown: Shutdown,
 ) {
-    if slots.is_empty() {
-        return;
-    }
     let clock = time.clock().clone();
-    let start = clock.mono_ns();
-    let mut due: Vec<i64> = vec![start; slots.len()];
-    loop {
-        let now = clock.mono_ns();
-        let (next, &when) = due
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, t)| **t)
-            .expect("slots is not empty");
-        if when > now && shutdown.sleep(Duration::from_nanos((when - now) as u64)) {
+    let mut sampler = Periodic::new(slots, time, out);
+    while let Next::Wait(wait) = sampler.run_due(&shutdown) {
+        if clock.wait(wait, &shutdown) {
             return;
-        }
-        if shutdown.is_triggered() {
-            return;
-        }
-        let slot = &mut slots[next];
-        match read_with_retries(slot, &shutdown) {
-            Ok(fields) => {
-                slot.recovered();
-                if !emit(&out, &time, slot.index, Kind::Routine, fields) {
-                    return;
-                }
-            }
-            // A read cut short by shutdown is not a sensor failure.
-            Err(_) if shutdown.is_triggered() => return,
-            Err(e) => slot.failed(&e, &out),
-        }
-        // Next due on the monotonic grid; if we fell behind (a slow bus), skip missed slots
-        // rather than firing a burst.
-        let interval = slot.interval.as_nanos() as i64;
-        let after = clock.mono_ns();
-        due[next] = when + interval;
-        if due[next] <= after {
-            due[next] = after + interval - (after - when) % interval;
         }
     }
 }
@@ -190,7 +274,7 @@ pub fn run_events(
     while !shutdown.is_triggered() {
         let now = clock.mono_ns();
         if now >= due {
-            match read_with_retries(&mut slot, &shutdown) {
+            match read_with_retries(&mut slot, clock.as_ref(), &shutdown) {
                 Ok(fields) => {
                     slot.recovered();
                     if !emit(&out, &time, slot.index, Kind::Routine, fields) {
@@ -199,7 +283,7 @@ pub fn run_events(
                 }
                 Err(e) => {
                     slot.failed(&e, &out);
-                    if slot.driver.is_none() && shutdown.sleep(slot.interval) {
+                    if slot.driver.is_none() && clock.wait(slot.interval, &shutdown) {
                         return;
                     }
                 }
@@ -227,7 +311,7 @@ pub fn run_events(
             Ok(None) => {}
             Err(e) => {
                 slot.failed(&e, &out);
-                if shutdown.sleep(Duration::from_secs(1)) {
+                if clock.wait(Duration::from_secs(1), &shutdown) {
                     return;
                 }
             }
@@ -238,8 +322,7 @@ pub fn run_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SystemClock;
-    use crate::reading::Value;
+    use crate::reading::{Reading, Value};
     use std::sync::mpsc;
 
     /// A sensor that fails on the reads listed in `fail_on` (counted from 0) and otherwise
@@ -269,7 +352,7 @@ mod tests {
         Slot::new(
             index,
             format!("S{index}"),
-            Duration::from_millis(10),
+            Duration::from_secs(1),
             Box::new(move || {
                 Ok(Box::new(Flaky {
                     reads: 0,
@@ -279,38 +362,136 @@ mod tests {
         )
     }
 
-    #[test]
-    fn a_failing_sensor_is_retried_then_skipped_and_never_stops_the_others() {
-        let time = Arc::new(TimeKeeper::new(Arc::new(SystemClock::default()), false, 0));
-        let (tx, rx) = mpsc::channel();
-        let shutdown = Shutdown::new();
-        // Sensor 0 fails three reads in a row (one whole interval), sensor 1 never fails.
-        let slots = vec![slot(0, vec![0, 1, 2]), slot(1, vec![])];
-        let stopper = shutdown.clone();
-        let handle = std::thread::spawn(move || run_periodic(slots, time, tx, stopper));
-        let mut readings = Vec::new();
-        let mut failures = Vec::new();
-        while readings.len() < 6 {
-            match rx
-                .recv_timeout(Duration::from_secs(5))
-                .expect("sampler produced nothing")
-            {
+    const SECOND: i64 = 1_000_000_000;
+    const MS: i64 = 1_000_000;
+
+    fn manual_time() -> (Arc<ManualClock>, Arc<TimeKeeper>) {
+        let clock = Arc::new(ManualClock::new(
+            crate::clock::build_time_ns() + 86_400 * SECOND,
+            true,
+            "b",
+        ));
+        (clock.clone(), Arc::new(TimeKeeper::new(clock, false, 0)))
+    }
+
+    fn drain(rx: &mpsc::Receiver<Message>) -> (Vec<Reading>, Vec<(usize, &'static str)>) {
+        let (mut readings, mut failures) = (Vec::new(), Vec::new());
+        for message in rx.try_iter() {
+            match message {
                 Message::Reading(r) => readings.push(r),
                 Message::Failed { sensor, reason } => failures.push((sensor, reason)),
             }
         }
-        shutdown.trigger();
-        handle.join().unwrap();
+        (readings, failures)
+    }
+
+    #[test]
+    fn a_failing_sensor_is_retried_then_skipped_and_never_stops_the_others() {
+        let (clock, time) = manual_time();
+        let (tx, rx) = mpsc::channel();
+        // Sensor 0 fails three reads in a row (one whole interval), sensor 1 never fails.
+        let slots = vec![slot(0, vec![0, 1, 2]), slot(1, vec![])];
+        let start = clock.mono_ns();
+        Periodic::new(slots, time, tx).run_until(&clock, start + 3 * SECOND);
+        let (readings, failures) = drain(&rx);
         assert_eq!(failures, vec![(0, "crc")]);
-        let first_of_0 = readings.iter().find(|r| r.sensor == 0).unwrap();
+        let of = |sensor| -> Vec<_> {
+            let mine = readings.iter().filter(|r| r.sensor == sensor);
+            mine.map(|r| (r.fields.clone(), r.stamp.mono_ns - start))
+                .collect()
+        };
         assert_eq!(
-            first_of_0.fields,
-            vec![("n", Value::Int(3))],
+            of(0),
+            vec![
+                (vec![("n", Value::Int(3))], SECOND),
+                (vec![("n", Value::Int(4))], 2 * SECOND)
+            ],
             "no made-up value for the failed interval"
         );
-        assert!(readings.iter().filter(|r| r.sensor == 1).count() >= 2);
+        // Sensor 1 waited for sensor 0's two retry pauses once, then kept its grid.
+        let times_of_1: Vec<i64> = of(1).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(times_of_1, vec![40 * MS, SECOND, 2 * SECOND]);
         assert!(readings
             .iter()
             .all(|r| r.stamp.trusted && r.kind == Kind::Routine));
+    }
+
+    /// A sensor whose every read takes 50 ms of the manual clock.
+    struct Slow(Arc<ManualClock>);
+
+    impl Sensor for Slow {
+        fn read(&mut self) -> Result<Fields, SensorError> {
+            self.0.advance(Duration::from_millis(50));
+            Ok(vec![("n", Value::Int(1))])
+        }
+    }
+
+    #[test]
+    fn a_sensor_slower_than_its_interval_skips_missed_slots_instead_of_bursting() {
+        let (clock, time) = manual_time();
+        let (tx, rx) = mpsc::channel();
+        let sensor_clock = clock.clone();
+        let slow = Slot::new(
+            0,
+            "S".into(),
+            Duration::from_millis(20),
+            Box::new(move || Ok(Box::new(Slow(sensor_clock.clone())) as Box<dyn Sensor>)),
+        );
+        let start = clock.mono_ns();
+        Periodic::new(vec![slow], time, tx).run_until(&clock, start + 200 * MS);
+        let (readings, _) = drain(&rx);
+        // Reads start at 0, 60, 120 and 180 ms (the next free slot of the 20 ms grid) and are
+        // stamped when they end, 50 ms later.
+        let stamped: Vec<i64> = readings.iter().map(|r| r.stamp.mono_ns - start).collect();
+        assert_eq!(stamped, vec![50 * MS, 110 * MS, 170 * MS, 230 * MS]);
+    }
+
+    /// Always fails; counts how often it is opened and read.
+    struct Broken(Arc<std::sync::atomic::AtomicU32>);
+
+    impl Sensor for Broken {
+        fn read(&mut self) -> Result<Fields, SensorError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(SensorError::Crc {
+                expected: 1,
+                actual: 2,
+            })
+        }
+    }
+
+    #[test]
+    fn a_sensor_failing_five_intervals_in_a_row_is_opened_afresh() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let (clock, time) = manual_time();
+        let (tx, rx) = mpsc::channel();
+        let (opens, reads) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (o, r) = (opens.clone(), reads.clone());
+        let broken = Slot::new(
+            0,
+            "S".into(),
+            Duration::from_secs(1),
+            Box::new(move || {
+                o.fetch_add(1, Ordering::SeqCst);
+                Ok(Box::new(Broken(r.clone())) as Box<dyn Sensor>)
+            }),
+        );
+        let start = clock.mono_ns();
+        Periodic::new(vec![broken], time, tx).run_until(&clock, start + 11 * SECOND);
+        let (readings, failures) = drain(&rx);
+        assert!(readings.is_empty());
+        assert_eq!(failures.len(), 11, "one failure per interval");
+        assert_eq!(reads.load(Ordering::SeqCst), 33, "three tries per interval");
+        // Opened at the start, then afresh after the 5th and the 10th failed interval.
+        assert_eq!(opens.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_real_loop_stops_on_shutdown_without_reading() {
+        let (_clock, time) = manual_time();
+        let (tx, rx) = mpsc::channel();
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        run_periodic(vec![slot(0, vec![])], time, tx, shutdown);
+        assert_eq!(rx.try_iter().count(), 0);
     }
 }

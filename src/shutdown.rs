@@ -22,7 +22,8 @@ impl Shutdown {
         *self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sleep up to `duration`; returns true when woken by a shutdown.
+    /// Sleep up to `duration` of real time; returns true when woken by a shutdown. Timers wait
+    /// through [`Clock::wait`](crate::clock::Clock::wait), which lands here for the system clock.
     pub fn sleep(&self, duration: Duration) -> bool {
         let (flag, wake) = &*self.0;
         let deadline = Instant::now() + duration;

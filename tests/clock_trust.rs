@@ -2,14 +2,13 @@
 //! sampled before the clock is trusted are held and re-stamped, readings of a boot that ended
 //! before sync are estimated or dead-lettered, and NTP steps do not disturb the schedule.
 
-use fieldlink::clock::{build_time_ns, Clock, ManualClock, SystemClock, TimeKeeper};
+use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
 use fieldlink::config::Board;
 use fieldlink::queue::Queue;
 use fieldlink::reading::{Kind, Reading, Value};
 use fieldlink::recorder::{Recorder, SeriesPlan};
-use fieldlink::sampler::{self, Message, Slot};
+use fieldlink::sampler::{Message, Periodic, Slot};
 use fieldlink::sensors::{Sensor, SensorError};
-use fieldlink::shutdown::Shutdown;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -188,26 +187,6 @@ fn a_past_boot_that_said_1970_is_dead_lettered_as_unknown_time() {
     );
 }
 
-/// The real monotonic clock with a wall clock that can be stepped, like NTP does.
-struct SteppedClock {
-    offset_ns: std::sync::atomic::AtomicI64,
-}
-
-impl Clock for SteppedClock {
-    fn wall_ns(&self) -> i64 {
-        SystemClock::default().wall_ns() + self.offset_ns.load(std::sync::atomic::Ordering::SeqCst)
-    }
-    fn mono_ns(&self) -> i64 {
-        SystemClock::default().mono_ns()
-    }
-    fn synchronised(&self) -> bool {
-        true
-    }
-    fn boot_id(&self) -> String {
-        "boot".into()
-    }
-}
-
 struct Counter(i64);
 
 impl Sensor for Counter {
@@ -219,31 +198,23 @@ impl Sensor for Counter {
 
 #[test]
 fn ntp_steps_forward_and_backward_neither_skip_nor_double_a_sample() {
-    let clock = Arc::new(SteppedClock {
-        offset_ns: std::sync::atomic::AtomicI64::new(0),
-    });
+    let clock = Arc::new(ManualClock::new(truth_start(), true, "boot"));
     let time = Arc::new(TimeKeeper::new(clock.clone(), true, 0));
     let (tx, rx) = mpsc::channel();
-    let shutdown = Shutdown::new();
     let slot: Slot<dyn Sensor> = Slot::new(
         0,
         "S".into(),
         Duration::from_millis(20),
         Box::new(|| Ok(Box::new(Counter(0)) as Box<dyn Sensor>)),
     );
-    let stop = shutdown.clone();
-    let sampler = std::thread::spawn(move || sampler::run_periodic(vec![slot], time, tx, stop));
-    std::thread::sleep(Duration::from_millis(200));
-    clock
-        .offset_ns
-        .store(3600 * SECOND, std::sync::atomic::Ordering::SeqCst); // step forward an hour
-    std::thread::sleep(Duration::from_millis(200));
-    clock
-        .offset_ns
-        .store(-1800 * SECOND, std::sync::atomic::Ordering::SeqCst); // and back
-    std::thread::sleep(Duration::from_millis(200));
-    shutdown.trigger();
-    sampler.join().unwrap();
+    let mut sampler = Periodic::new(vec![slot], time, tx);
+    let start = clock.mono_ns();
+    let ms = 1_000_000;
+    sampler.run_until(&clock, start + 200 * ms);
+    clock.set_wall(clock.wall_ns() + 3600 * SECOND); // step forward an hour
+    sampler.run_until(&clock, start + 400 * ms);
+    clock.set_wall(clock.wall_ns() - 5400 * SECOND); // and back, to half an hour behind
+    sampler.run_until(&clock, start + 600 * ms);
     let stamps: Vec<_> = rx
         .try_iter()
         .filter_map(|m| match m {
@@ -251,18 +222,10 @@ fn ntp_steps_forward_and_backward_neither_skip_nor_double_a_sample() {
             _ => None,
         })
         .collect();
-    // 600 ms at 20 ms: about 30 samples, evenly spaced on the monotonic clock.
-    assert!(
-        (25..=32).contains(&stamps.len()),
-        "{} samples",
-        stamps.len()
-    );
-    for pair in stamps.windows(2) {
-        let gap = pair[1].mono_ns - pair[0].mono_ns;
-        assert!(
-            (10_000_000..=40_000_000).contains(&gap),
-            "monotonic gap {gap} ns"
-        );
+    // 600 ms at 20 ms: exactly 30 samples, 20 ms apart on the monotonic clock.
+    assert_eq!(stamps.len(), 30);
+    for (n, stamp) in stamps.iter().enumerate() {
+        assert_eq!(stamp.mono_ns - start, n as i64 * 20 * ms, "sample {n}");
     }
     let jumps = stamps
         .windows(2)
