@@ -12,7 +12,7 @@ use crate::sampler::Message;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Most readings kept in memory while the disk refuses writes (full, or failing). Past this the
 /// oldest routine readings are dropped and counted, so memory stays bounded on a 512 MB Pi.
@@ -31,6 +31,9 @@ pub struct Recorder {
     boot: String,
     commit_interval: Duration,
     metrics_interval: Duration,
+    /// When the current commit window and metrics interval end, on the monotonic clock.
+    next_commit_ns: i64,
+    next_metrics_ns: i64,
     trusted: Vec<NewReading>,
     held: Vec<HeldReading>,
     counters: BTreeMap<String, i64>,
@@ -68,7 +71,10 @@ impl Recorder {
         let internal_series = queue.series_id(&plan.internal_key)?;
         let boot = time.clock().boot_id();
         let holding = queue.stats()?.held > 0;
+        let now = time.clock().mono_ns();
         Ok(Recorder {
+            next_commit_ns: now + commit_interval.as_nanos() as i64,
+            next_metrics_ns: now + metrics_interval.as_nanos() as i64,
             queue,
             series,
             sensor_ids: plan.sensor_ids.clone(),
@@ -103,28 +109,31 @@ impl Recorder {
     /// Receive until every sender is gone (the sensor threads stop on shutdown), committing at
     /// each window's end and once more at the very end.
     pub fn run(mut self, rx: Receiver<Message>) {
-        let mut next_commit = Instant::now() + self.commit_interval;
-        let mut next_metrics = Instant::now() + self.metrics_interval;
         loop {
-            let wait = next_commit.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(message) => {
-                    self.accept(message);
-                    continue;
-                }
+            match rx.recv_timeout(self.close_due_windows()) {
+                Ok(message) => self.accept(message),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.commit();
                     return;
                 }
             }
-            if Instant::now() >= next_metrics {
+        }
+    }
+
+    /// Close the windows that have ended by the clock's "now": the health reading once its
+    /// interval has passed, then the commit. Returns how long until the current window ends.
+    pub fn close_due_windows(&mut self) -> Duration {
+        let now = self.time.clock().mono_ns();
+        if now >= self.next_commit_ns {
+            if now >= self.next_metrics_ns {
                 self.add_health_reading();
-                next_metrics = Instant::now() + self.metrics_interval;
+                self.next_metrics_ns = now + self.metrics_interval.as_nanos() as i64;
             }
             self.commit();
-            next_commit = Instant::now() + self.commit_interval;
+            self.next_commit_ns = now + self.commit_interval.as_nanos() as i64;
         }
+        Duration::from_nanos((self.next_commit_ns - now).max(0) as u64)
     }
 
     /// Take one message into the pending commit.
@@ -410,5 +419,48 @@ mod tests {
             })
             .unwrap();
         assert_eq!(events, 1);
+    }
+
+    #[test]
+    fn commits_once_per_window_and_adds_health_once_per_interval_on_the_agents_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+        let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
+        let time = Arc::new(TimeKeeper::new(clock.clone(), false, 0));
+        let plan = SeriesPlan {
+            sensor_keys: vec!["m".into()],
+            sensor_ids: vec!["S".into()],
+            internal_key: "i".into(),
+        };
+        let (window, metrics) = (Duration::from_secs(5), Duration::from_secs(60));
+        let mut rec = Recorder::new(queue, &plan, time.clone(), window, metrics).unwrap();
+        let mut depths = Vec::new();
+        for n in 1..=600 {
+            rec.accept(reading(n, Kind::Routine, &time));
+            clock.advance(Duration::from_secs(1));
+            let left = rec.close_due_windows();
+            assert_eq!(left, Duration::from_secs(5 - n as u64 % 5), "second {n}");
+            if n <= 12 {
+                depths.push(rec.queue().stats().unwrap().depth);
+            }
+        }
+        // Nothing reaches the disk inside a window; each window ends in one commit.
+        assert_eq!(depths, [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]);
+        let mut per_series = |series: &str| -> i64 {
+            rec.queue()
+                .conn()
+                .query_row(
+                    "SELECT count(*) FROM readings JOIN series ON series.id = readings.series WHERE series.key = ?1",
+                    [series],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(per_series("m"), 600);
+        assert_eq!(
+            per_series("i"),
+            10,
+            "one health reading per minute for ten minutes"
+        );
     }
 }
