@@ -13,7 +13,7 @@ use crate::upload::{ConnectError, Step, Uploader};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,11 @@ pub enum AgentError {
 const METRICS_INTERVAL: Duration = Duration::from_secs(60);
 /// How long the uploader sleeps when the queue is empty.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long a stopping agent waits for the uploader: it may be inside a request, and what it
+/// was sending is still queued, so there is no need to wait for the server.
+const UPLOADER_GRACE: Duration = Duration::from_secs(2);
+/// How often a stopping agent looks whether a thread has finished.
+const JOIN_POLL: Duration = Duration::from_millis(20);
 
 /// Open the queue, settle readings held by past boots, and build the time keeper.
 pub fn open_queue(
@@ -68,7 +73,7 @@ pub fn open_queue(
 pub fn run(board: &Board) -> Result<(), AgentError> {
     let device_id = crate::device::resolve_id(&board.device.id);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let (queue, time) = open_queue(board, clock)?;
+    let (queue, time) = open_queue(board, clock.clone())?;
     let queue_path = queue.path().to_path_buf();
     let state_dir = queue_path
         .parent()
@@ -131,10 +136,10 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
             let start_delay = cfg
                 .start_delay_max
                 .mul_f64(crate::rng::Rng::from_text(&device_id).unit());
-            let stop = shutdown.clone();
+            let (stop, clock) = (shutdown.clone(), clock.clone());
             log::info!("uploading to {} ({:?})", cfg.url, cfg.api);
             Some(spawn("uploader", move || {
-                upload_loop(uploader, start_delay, stop)
+                upload_loop(uploader, start_delay, clock.as_ref(), stop)
             })?)
         }
         _ => {
@@ -151,7 +156,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
     );
     crate::os::notify::send("READY=1\nSTATUS=sampling");
     let tick = crate::os::notify::watchdog_interval().unwrap_or(Duration::from_secs(60));
-    while !shutdown.sleep(tick) {
+    while !clock.wait(tick, &shutdown) {
         crate::os::notify::send("WATCHDOG=1");
     }
     crate::os::notify::send("STOPPING=1\nSTATUS=committing and stopping");
@@ -160,13 +165,8 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         let _ = handle.join();
     }
     let _ = recorder_thread.join();
-    // The uploader may be inside a request; what it was sending is still queued, so wait only
-    // briefly for it.
     if let Some(handle) = uploader_thread {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !handle.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(|| handle.is_finished(), clock.as_ref(), UPLOADER_GRACE);
     }
     drop(signals);
     log::info!("stopped");
@@ -176,6 +176,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
 fn upload_loop<T: crate::upload::transport::Transport>(
     mut uploader: Uploader<T>,
     start_delay: Duration,
+    clock: &dyn Clock,
     stop: Shutdown,
 ) {
     if !start_delay.is_zero() {
@@ -183,7 +184,7 @@ fn upload_loop<T: crate::upload::transport::Transport>(
             "waiting {:.1?} before the first upload (spreads a fleet's reconnects)",
             start_delay
         );
-        if stop.sleep(start_delay) {
+        if clock.wait(start_delay, &stop) {
             return;
         }
     }
@@ -208,10 +209,22 @@ fn upload_loop<T: crate::upload::transport::Transport>(
                 Duration::from_secs(5)
             }
         };
-        if stop.sleep(wait) || stop.is_triggered() {
+        if clock.wait(wait, &stop) || stop.is_triggered() {
             return;
         }
     }
+}
+
+/// Poll `done` on `clock` until it says yes or `timeout` has passed; true when done.
+fn wait_until(done: impl Fn() -> bool, clock: &dyn Clock, timeout: Duration) -> bool {
+    let deadline = clock.mono_ns().saturating_add(timeout.as_nanos() as i64);
+    while !done() {
+        if clock.mono_ns() >= deadline {
+            return false;
+        }
+        clock.sleep(JOIN_POLL);
+    }
+    true
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, work: F) -> Result<JoinHandle<()>, AgentError> {
@@ -222,4 +235,32 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, work: F) -> Result<JoinHandle
             name: name.into(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_stopping_agent_gives_a_busy_uploader_two_seconds_of_its_clock_and_no_more() {
+        let clock = ManualClock::new(0, true, "b");
+        let start = clock.mono_ns();
+        assert!(!wait_until(|| false, &clock, UPLOADER_GRACE));
+        assert_eq!(clock.mono_ns() - start, 2_000_000_000);
+    }
+
+    #[test]
+    fn a_thread_that_finishes_meanwhile_ends_the_wait_at_once() {
+        let clock = ManualClock::new(0, true, "b");
+        let start = clock.mono_ns();
+        let polls = Cell::new(0);
+        let done = || {
+            polls.set(polls.get() + 1);
+            polls.get() > 3
+        };
+        assert!(wait_until(done, &clock, UPLOADER_GRACE));
+        assert_eq!(clock.mono_ns() - start, 3 * 20_000_000);
+    }
 }
