@@ -79,20 +79,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
-    let plan = crate::device::series_plan(board, &device_id);
-    let policy = Policy {
-        max_bytes: board.queue.max_bytes,
-        max_age: board.queue.max_age,
-        window: board.queue.downsample_window,
-    };
-    let mut recorder = Recorder::new(
-        queue,
-        &plan,
-        time.clone(),
-        board.queue.commit_interval,
-        METRICS_INTERVAL,
-    )?
-    .with_retention(policy);
+    let mut recorder = recorder(board, queue, &device_id, time.clone())?;
     // The uploader's own connection; the file was checked when the recorder's opened.
     let upload_queue = board
         .upload
@@ -105,31 +92,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
     let signals = crate::os::signals::TerminationWatch::start(move || stop.trigger())?;
     let (tx, rx) = mpsc::channel();
     let recorder_thread = spawn("recorder", move || recorder.run(rx))?;
-
-    let mut sensor_threads = Vec::new();
-    let mut periodic = Vec::new();
-    for (index, cfg) in board.sensors.iter().enumerate() {
-        match sensors::opener(cfg, &state_dir) {
-            Opener::Periodic(open) => {
-                periodic.push(Slot::new(index, cfg.id.clone(), cfg.interval, open))
-            }
-            Opener::Events(open) => {
-                let slot = Slot::new(index, cfg.id.clone(), cfg.interval, open);
-                let (time, tx, stop) = (time.clone(), tx.clone(), shutdown.clone());
-                sensor_threads.push(spawn(&format!("events-{}", cfg.id), move || {
-                    sampler::run_events(slot, time, tx, stop)
-                })?);
-            }
-        }
-    }
-    {
-        let (time, tx, stop) = (time.clone(), tx.clone(), shutdown.clone());
-        sensor_threads.push(spawn("sampler", move || {
-            sampler::run_periodic(periodic, time, tx, stop)
-        })?);
-    }
-    drop(tx);
-
+    let sensor_threads = spawn_sensors(board, &state_dir, &time, tx, &shutdown)?;
     let uploader_thread = match (&board.upload, upload_queue) {
         (Some(cfg), Some(queue)) => {
             let uploader = crate::upload::connect(queue, cfg, &device_id)?;
@@ -154,12 +117,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
         board.sensors.len(),
         queue_path.display()
     );
-    crate::os::notify::send("READY=1\nSTATUS=sampling");
-    let tick = crate::os::notify::watchdog_interval().unwrap_or(Duration::from_secs(60));
-    while !clock.wait(tick, &shutdown) {
-        crate::os::notify::send("WATCHDOG=1");
-    }
-    crate::os::notify::send("STOPPING=1\nSTATUS=committing and stopping");
+    keep_systemd_informed(clock.as_ref(), &shutdown);
     log::info!("stopping: committing pending readings");
     for handle in sensor_threads {
         let _ = handle.join();
@@ -171,6 +129,70 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
     drop(signals);
     log::info!("stopped");
     Ok(())
+}
+
+/// The recorder for this board, bounded by the board's queue policy.
+fn recorder(
+    board: &Board,
+    queue: Queue,
+    device_id: &str,
+    time: Arc<TimeKeeper>,
+) -> Result<Recorder, AgentError> {
+    let plan = crate::device::series_plan(board, device_id);
+    let policy = Policy {
+        max_bytes: board.queue.max_bytes,
+        max_age: board.queue.max_age,
+        window: board.queue.downsample_window,
+    };
+    let recorder = Recorder::new(
+        queue,
+        &plan,
+        time,
+        board.queue.commit_interval,
+        METRICS_INTERVAL,
+    )?;
+    Ok(recorder.with_retention(policy))
+}
+
+/// One thread per event sensor and one sampler thread for all periodic sensors.
+fn spawn_sensors(
+    board: &Board,
+    state_dir: &std::path::Path,
+    time: &Arc<TimeKeeper>,
+    tx: mpsc::Sender<sampler::Message>,
+    shutdown: &Shutdown,
+) -> Result<Vec<JoinHandle<()>>, AgentError> {
+    let mut sensor_threads = Vec::new();
+    let mut periodic = Vec::new();
+    for (index, cfg) in board.sensors.iter().enumerate() {
+        match sensors::opener(cfg, state_dir) {
+            Opener::Periodic(open) => {
+                periodic.push(Slot::new(index, cfg.id.clone(), cfg.interval, open))
+            }
+            Opener::Events(open) => {
+                let slot = Slot::new(index, cfg.id.clone(), cfg.interval, open);
+                let (time, tx, stop) = (time.clone(), tx.clone(), shutdown.clone());
+                sensor_threads.push(spawn(&format!("events-{}", cfg.id), move || {
+                    sampler::run_events(slot, time, tx, stop)
+                })?);
+            }
+        }
+    }
+    let (time, stop) = (time.clone(), shutdown.clone());
+    sensor_threads.push(spawn("sampler", move || {
+        sampler::run_periodic(periodic, time, tx, stop)
+    })?);
+    Ok(sensor_threads)
+}
+
+/// Tell systemd we are ready, ping its watchdog until shutdown, then say we are stopping.
+fn keep_systemd_informed(clock: &dyn Clock, shutdown: &Shutdown) {
+    crate::os::notify::send("READY=1\nSTATUS=sampling");
+    let tick = crate::os::notify::watchdog_interval().unwrap_or(Duration::from_secs(60));
+    while !clock.wait(tick, shutdown) {
+        crate::os::notify::send("WATCHDOG=1");
+    }
+    crate::os::notify::send("STOPPING=1\nSTATUS=committing and stopping");
 }
 
 fn upload_loop<T: crate::upload::transport::Transport>(
