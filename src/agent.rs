@@ -95,7 +95,7 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
     let sensor_threads = spawn_sensors(board, &state_dir, &time, tx, &shutdown)?;
     let uploader_thread = match (&board.upload, upload_queue) {
         (Some(cfg), Some(queue)) => {
-            let uploader = crate::upload::connect(queue, cfg, &device_id)?;
+            let uploader = crate::upload::connect(queue, cfg, &device_id, time.clone())?;
             let start_delay = cfg
                 .start_delay_max
                 .mul_f64(crate::rng::Rng::from_text(&device_id).unit());
@@ -195,8 +195,8 @@ fn keep_systemd_informed(clock: &dyn Clock, shutdown: &Shutdown) {
     crate::os::notify::send("STOPPING=1\nSTATUS=committing and stopping");
 }
 
-fn upload_loop<T: crate::upload::transport::Transport>(
-    mut uploader: Uploader<T>,
+fn upload_loop<O: crate::upload::Output>(
+    mut uploader: Uploader<O>,
     start_delay: Duration,
     clock: &dyn Clock,
     stop: Shutdown,

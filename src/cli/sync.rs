@@ -13,9 +13,9 @@ pub fn sync(board: &Board, timeout: Duration) -> Result<(), CliError> {
     let Some(cfg) = &board.upload else {
         return Err(CliError::NoUpload);
     };
-    let (queue, _time) = agent::open_queue(board, Arc::new(SystemClock::default()))?;
+    let (queue, time) = agent::open_queue(board, Arc::new(SystemClock::default()))?;
     let total = queue.stats()?.depth;
-    let mut uploader = crate::upload::connect(queue, cfg, "sync")?;
+    let mut uploader = crate::upload::connect(queue, cfg, "sync", time)?;
     let deadline = Instant::now() + timeout;
     let terminal = std::io::stderr().is_terminal();
     let end_progress_line = || {

@@ -11,7 +11,24 @@ pub struct DeadLetter {
     pub line: String,
     pub reason: String,
     pub message: String,
+    /// When it was recorded; only a lower bound when `at_trusted` is false.
     pub at_ns: i64,
+    /// The wall clock was trusted when the letter was recorded.
+    pub at_trusted: bool,
+}
+
+/// When something was recorded, as far as the device could tell: before the clock is
+/// trusted the time is a lower bound (the latest time known to be past), never 1970.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedAt {
+    pub ns: i64,
+    pub trusted: bool,
+}
+
+impl RecordedAt {
+    pub fn trusted(ns: i64) -> RecordedAt {
+        RecordedAt { ns, trusted: true }
+    }
 }
 
 /// Which dead letters `retry` moves back into the queue.
@@ -31,7 +48,7 @@ impl Queue {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, line, reason, message, at_ns FROM dead_letters
+                "SELECT id, line, reason, message, at_ns, at_trusted FROM dead_letters
                  WHERE ?1 IS NULL OR id = ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -43,6 +60,7 @@ impl Queue {
                     reason: r.get(2)?,
                     message: r.get(3)?,
                     at_ns: r.get(4)?,
+                    at_trusted: r.get(5)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -140,7 +158,7 @@ mod tests {
         )
         .unwrap();
         let b = q.next_batch(10, 1000).unwrap().unwrap();
-        q.reject(&[(b.ids()[0], "m,a=b v=1 5".into())], "conflict", &[], 100)
+        q.reject(&[(b.ids()[0], "m,a=b v=1 5".into())], "conflict", &[], RecordedAt::trusted(100))
             .unwrap();
         assert_eq!(q.dead_letters(10).unwrap()[0].message, "conflict");
         assert_eq!(q.retry_dead_letters(Selection::All).unwrap(), 1);
@@ -150,7 +168,7 @@ mod tests {
         );
         assert_eq!(q.stats().unwrap().depth, 1);
         let b = q.next_batch(10, 1000).unwrap().unwrap();
-        q.reject(&[(b.ids()[0], "m,a=b v=1 5".into())], "again", &[], 100)
+        q.reject(&[(b.ids()[0], "m,a=b v=1 5".into())], "again", &[], RecordedAt::trusted(100))
             .unwrap();
         assert_eq!(q.purge_dead_letters(50).unwrap(), 0);
         assert_eq!(q.purge_dead_letters(101).unwrap(), 1);

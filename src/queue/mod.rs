@@ -8,12 +8,14 @@
 
 mod batch;
 mod dead_letters;
+mod files;
 mod held;
 mod retention;
 mod schema;
+mod upkeep;
 
 pub use batch::{Batch, LineSink};
-pub use dead_letters::{split_line, DeadLetter, Selection};
+pub use dead_letters::{split_line, DeadLetter, RecordedAt, Selection};
 pub use held::Settled;
 pub use retention::{Enforced, Policy};
 
@@ -27,9 +29,18 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
-    /// The queue's directory is missing (and its parent too) or cannot be written.
-    #[error("queue directory {path}: {message}")]
-    Directory { path: PathBuf, message: String },
+    /// The queue's directory is missing, and its parent too: a configuration mistake.
+    #[error("queue directory {path} does not exist (nor does its parent); create it or set queue.path")]
+    NoDirectory { path: PathBuf },
+    /// The queue's directory (or a corrupt file in it) could not be created, written or moved.
+    #[error("queue directory {path}: {action}")]
+    Directory {
+        path: PathBuf,
+        /// What was being done: "cannot create it", "is not writable", ...
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// The disk (or the file system's quota) is full; the caller keeps readings in memory.
     #[error("queue {path}: disk full")]
     DiskFull { path: PathBuf },
@@ -122,6 +133,8 @@ pub struct Queue {
     series_keys: HashMap<i64, String>,
     /// `max_bytes` the WAL is sized for, passed on to `reopen`ed connections.
     budget: Option<u64>,
+    /// Rows deleted on this connection since its last WAL checkpoint (see `upkeep`).
+    deleted_since_checkpoint: usize,
 }
 
 impl Queue {
@@ -129,11 +142,11 @@ impl Queue {
     /// aside as `<path>.corrupt-<unix time>` and a fresh queue is started, so a damaged SD card
     /// never turns into a crash loop.
     pub fn open(path: &Path) -> Result<Queue, QueueError> {
-        ensure_directory(path)?;
+        files::ensure_directory(path)?;
         match Self::open_checked(path) {
             Ok(queue) => Ok(queue),
             Err(QueueError::Sqlite { source, .. }) if is_corruption(&source) => {
-                let aside = move_aside(path)?;
+                let aside = files::move_aside(path)?;
                 log::error!(
                     "queue {} is corrupt ({source}); moved it to {} and started a fresh queue",
                     path.display(),
@@ -164,6 +177,7 @@ impl Queue {
             )));
         }
         queue.conn.execute_batch(schema::SCHEMA).map_err(err)?;
+        schema::add_missing_columns(&queue.conn).map_err(err)?;
         Ok(queue)
     }
 
@@ -193,6 +207,7 @@ impl Queue {
             path: path.to_path_buf(),
             series_keys: HashMap::new(),
             budget: None,
+            deleted_since_checkpoint: 0,
         })
     }
 
@@ -486,14 +501,15 @@ impl Queue {
         rejected: &[(i64, String)],
         message: &str,
         acked: &[i64],
-        at_ns: i64,
+        at: RecordedAt,
     ) -> Result<(), QueueError> {
         self.write(|tx| {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO dead_letters(line, reason, message, at_ns) VALUES (?1, 'rejected', ?2, ?3)",
+                "INSERT INTO dead_letters(line, reason, message, at_ns, at_trusted)
+                 VALUES (?1, 'rejected', ?2, ?3, ?4)",
             )?;
             for (_, line) in rejected {
-                insert.execute(params![line, message, at_ns])?;
+                insert.execute(params![line, message, at.ns, at.trusted])?;
             }
             let rejected_ids: Vec<i64> = rejected.iter().map(|(id, _)| *id).collect();
             delete_each(tx, &rejected_ids)?;
@@ -641,55 +657,6 @@ fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
 fn is_corruption(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(e, _)
         if matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
-}
-
-/// Create the queue's own directory if only it is missing; a missing parent is a
-/// configuration mistake worth a clear error rather than a tree of new directories.
-fn ensure_directory(path: &Path) -> Result<(), QueueError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let fail = |message: String| QueueError::Directory {
-        path: dir.to_path_buf(),
-        message,
-    };
-    if !dir.exists() {
-        let parent_exists = dir
-            .parent()
-            .map(|p| p.as_os_str().is_empty() || p.exists())
-            .unwrap_or(true);
-        if !parent_exists {
-            return Err(fail(
-                "does not exist (nor does its parent); create it or set queue.path".into(),
-            ));
-        }
-        std::fs::create_dir(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
-    }
-    let probe = dir.join(".fieldlink-write-test");
-    std::fs::write(&probe, b"").map_err(|e| fail(format!("is not writable: {e}")))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-fn move_aside(path: &Path) -> Result<PathBuf, QueueError> {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
-    let fail = |e: std::io::Error| QueueError::Directory {
-        path: path.to_path_buf(),
-        message: format!("cannot move corrupt queue aside: {e}"),
-    };
-    std::fs::rename(path, &aside).map_err(fail)?;
-    for suffix in ["-wal", "-shm"] {
-        let side = PathBuf::from(format!("{}{suffix}", path.display()));
-        if side.exists() {
-            let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
-        }
-    }
-    Ok(aside)
 }
 
 #[cfg(test)]

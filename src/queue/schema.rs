@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     line    TEXT NOT NULL,
     reason  TEXT NOT NULL,
     message TEXT NOT NULL,
-    at_ns   INTEGER NOT NULL
+    at_ns   INTEGER NOT NULL,
+    at_trusted INTEGER NOT NULL DEFAULT 1  -- 0: at_ns is only a lower bound (clock not trusted)
 );
 -- Monotonic counters (sampled, uploaded, drops by reason, sensor errors); kept across restarts.
 CREATE TABLE IF NOT EXISTS counters (
@@ -46,3 +47,16 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// Columns added after the first release, for queue files created before them.
+pub fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has_at_trusted = conn
+        .prepare("SELECT 1 FROM pragma_table_info('dead_letters') WHERE name = 'at_trusted'")?
+        .exists([])?;
+    if !has_at_trusted {
+        conn.execute_batch(
+            "ALTER TABLE dead_letters ADD COLUMN at_trusted INTEGER NOT NULL DEFAULT 1",
+        )?;
+    }
+    Ok(())
+}

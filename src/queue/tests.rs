@@ -69,7 +69,7 @@ fn rejected_lines_become_dead_letters_and_the_rest_is_acked() {
         &[(b.ids()[0], "m v=1i 1".into())],
         "type conflict",
         &b.ids()[1..],
-        5,
+        RecordedAt::trusted(5),
     )
     .unwrap();
     assert!(q.next_batch(10, 1 << 20).unwrap().is_none());
@@ -133,4 +133,24 @@ fn free_space_is_read_from_the_queue_directory() {
     let free = free_bytes(&dir.path().join("queue.db")).unwrap();
     assert!(free > 0);
     assert_eq!(free_bytes(Path::new("/no/such/dir/queue.db")), None);
+}
+
+#[test]
+fn a_queue_from_before_dead_letter_trust_marks_gets_the_column_and_keeps_its_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, line TEXT NOT NULL,
+             reason TEXT NOT NULL, message TEXT NOT NULL, at_ns INTEGER NOT NULL);
+         INSERT INTO dead_letters(line, reason, message, at_ns) VALUES ('m v=1 1', 'rejected', 'x', 7);",
+    )
+    .unwrap();
+    drop(old);
+    let q = Queue::open(&path).unwrap();
+    let letters = q.dead_letters(10).unwrap();
+    assert_eq!(
+        (letters[0].at_ns, letters[0].at_trusted, q.stats().unwrap().dead_letters),
+        (7, true, 1)
+    );
 }

@@ -2,6 +2,7 @@
 
 use super::transport::{Reply, Transport, TransportError};
 use super::*;
+use crate::clock::{build_time_ns, Clock, ManualClock};
 use crate::queue::NewReading;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -42,11 +43,22 @@ fn reply(status: u16, body: &str) -> Result<Reply, TransportError> {
     })
 }
 
+fn refused(message: &str) -> Result<Reply, TransportError> {
+    Err(TransportError::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        message,
+    )))
+}
+
 struct Rig {
     _dir: tempfile::TempDir,
-    uploader: Uploader<Scripted>,
+    uploader: Uploader<InfluxHttp<Scripted>>,
     stored: Arc<Mutex<Vec<String>>>,
+    clock: Arc<ManualClock>,
 }
+
+/// A day after this binary was built: a wall time the time keeper trusts.
+const TRUSTED_NOW: i64 = 86_400_000_000_000;
 
 fn rig(lines: usize, poison: &[usize], handler: Handler) -> Rig {
     let fields = |i: usize| {
@@ -86,11 +98,15 @@ fn rig_with(series: &str, lines: usize, fields: impl Fn(usize) -> String, handle
         handler,
         stored: stored.clone(),
     };
-    let uploader = Uploader::new(queue, Endpoint::new(&cfg).unwrap(), transport, &cfg, "test");
+    let clock = Arc::new(ManualClock::new(build_time_ns() + TRUSTED_NOW, true, "b1"));
+    let time = Arc::new(TimeKeeper::new(clock.clone() as Arc<dyn Clock>, false, 0));
+    let output = InfluxHttp::new(Endpoint::new(&cfg).unwrap(), transport);
+    let uploader = Uploader::new(queue, output, &cfg, "test", time);
     Rig {
         _dir: dir,
         uploader,
         stored,
+        clock,
     }
 }
 
@@ -237,7 +253,7 @@ fn a_413_splits_the_batch_and_the_smaller_limit_is_kept() {
     );
     drain(&mut rig);
     assert_eq!(rig.stored.lock().unwrap().len(), 400);
-    assert!(rig.uploader.batch_bytes < 1 << 20);
+    assert!(rig.uploader.policy.batch_bytes() < 1 << 20);
     assert_eq!(counters(&rig)["queued"], 0);
 }
 
@@ -315,7 +331,7 @@ fn connection_errors_back_off_exponentially_and_lose_nothing() {
         Box::new(move |_| {
             *seen.lock().unwrap() += 1;
             if *seen.lock().unwrap() <= 4 {
-                Err(TransportError("connection refused".into()))
+                refused("connection refused")
             } else {
                 reply(204, "")
             }
@@ -345,7 +361,7 @@ fn after_an_outage_fresh_readings_go_out_before_the_backlog() {
         &[],
         Box::new(move |_| {
             if *failing.lock().unwrap() {
-                Err(TransportError("down".into()))
+                refused("down")
             } else {
                 reply(204, "")
             }
@@ -462,4 +478,67 @@ fn a_long_drain_keeps_the_wal_from_growing() {
     let shm = rig._dir.path().join("q.db-shm");
     let shm_len = std::fs::metadata(&shm).unwrap().len();
     assert_eq!(shm_len, 32 * 1024, "WAL index of {shm_len} bytes");
+}
+
+/// Drain, and the one dead letter that leaves.
+fn dead_letter_of(rig: &mut Rig) -> crate::queue::DeadLetter {
+    drain(rig);
+    let letters = rig.uploader.queue.dead_letters(10).unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    letters[0].clone()
+}
+
+#[test]
+fn a_dead_letter_is_stamped_from_the_trusted_clock() {
+    let mut rig = rig(4, &[2], v1_partial());
+    rig.clock.advance(Duration::from_secs(5));
+    let letter = dead_letter_of(&mut rig);
+    assert_eq!(
+        (letter.at_ns, letter.at_trusted),
+        (build_time_ns() + TRUSTED_NOW + 5_000_000_000, true)
+    );
+}
+
+#[test]
+fn a_dead_letter_recorded_before_the_clock_is_trusted_is_marked_and_never_says_1970() {
+    let mut rig = rig(4, &[2], v1_partial());
+    rig.clock.set_wall(3_600_000_000_000); // 1970-01-01 01:00
+    let letter = dead_letter_of(&mut rig);
+    assert_eq!(
+        (letter.at_ns, letter.at_trusted),
+        (build_time_ns(), false),
+        "the latest time known to be past, marked as a lower bound"
+    );
+    let note = rig.uploader.queue.meta("last_upload").unwrap().unwrap();
+    assert_eq!(
+        note,
+        format!("ok at {} or later (clock not trusted)", build_time_ns())
+    );
+}
+
+#[test]
+fn pacing_follows_the_monotonic_clock() {
+    let mut rig = rig(30, &[], Box::new(|_| reply(204, "")));
+    rig.uploader.schedule = schedule::Schedule::new(10);
+    rig.uploader.batch_lines = 10;
+    assert_eq!(rig.uploader.step().unwrap(), Step::Sent(10));
+    assert_eq!(rig.uploader.pace_delay(), Duration::from_secs(1));
+    rig.clock.advance(Duration::from_millis(400));
+    assert_eq!(rig.uploader.pace_delay(), Duration::from_millis(600));
+    rig.clock.advance(Duration::from_millis(600));
+    assert_eq!(rig.uploader.pace_delay(), Duration::ZERO);
+}
+
+#[test]
+fn a_retry_after_date_is_measured_on_the_clock_and_a_transport_error_keeps_its_cause() {
+    let mut busy = rig_with_retry_after("Sun, 06 Nov 1994 08:51:37 GMT");
+    busy.clock.set_wall(784_111_777 * 1_000_000_000); // 08:49:37
+    assert!(
+        matches!(busy.uploader.step().unwrap(), Step::Paused(p) if p.delay == Duration::from_secs(120))
+    );
+    let mut down = rig(1, &[], Box::new(|_| refused("no route to host")));
+    let Step::Paused(pause) = down.uploader.step().unwrap() else {
+        panic!("expected a pause")
+    };
+    assert_eq!(pause.reason, "connection failed: no route to host");
 }

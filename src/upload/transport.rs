@@ -13,10 +13,27 @@ pub struct Reply {
     pub body: String,
 }
 
-/// Why no reply came: DNS, refused or reset connection, TLS, timeout.
+/// Why no reply came, or the transport could not be built. Each keeps its cause as `source()`.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
+#[non_exhaustive]
+pub enum TransportError {
+    /// The request got no reply: DNS, refused or reset connection, TLS, timeout.
+    #[error("no reply from the server")]
+    Request(#[source] ureq::Error),
+    /// The connection failed below HTTP (what other transports, and test servers, report).
+    #[error("connection failed")]
+    Io(#[source] std::io::Error),
+    /// The private CA bundle named by `upload.ca_file` cannot be read.
+    #[error("upload.ca_file {path}: cannot read it")]
+    CaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA bundle holds no PEM certificate.
+    #[error("upload.ca_file {path}: no PEM certificates in it")]
+    NoCertificates { path: std::path::PathBuf },
+}
 
 /// One POST of a (possibly gzip-compressed) line-protocol body.
 pub trait Transport: Send {
@@ -89,8 +106,10 @@ impl HttpTransport {
 }
 
 fn load_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, TransportError> {
-    let pem = std::fs::read(path)
-        .map_err(|e| TransportError(format!("CA file {}: {e}", path.display())))?;
+    let pem = std::fs::read(path).map_err(|source| TransportError::CaFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
@@ -98,10 +117,9 @@ fn load_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, TransportE
         })
         .collect();
     if certs.is_empty() {
-        return Err(TransportError(format!(
-            "CA file {}: no PEM certificates in it",
-            path.display()
-        )));
+        return Err(TransportError::NoCertificates {
+            path: path.to_path_buf(),
+        });
     }
     Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
@@ -119,7 +137,7 @@ impl Transport for HttpTransport {
         }
         let mut response = request
             .send(body)
-            .map_err(|e| TransportError(e.to_string()))?;
+            .map_err(TransportError::Request)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

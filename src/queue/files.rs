@@ -1,0 +1,80 @@
+//! The queue's place on disk: its directory made (only the last level) and checked writable,
+//! and a corrupt file moved aside so a fresh queue can start.
+
+use super::QueueError;
+use std::path::{Path, PathBuf};
+
+/// Create the queue's own directory if only it is missing; a missing parent is a
+/// configuration mistake worth a clear error rather than a tree of new directories.
+pub(super) fn ensure_directory(path: &Path) -> Result<(), QueueError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |action: &'static str| {
+        move |source: std::io::Error| QueueError::Directory {
+            path: dir.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    if !dir.exists() {
+        let parent_exists = dir
+            .parent()
+            .map(|p| p.as_os_str().is_empty() || p.exists())
+            .unwrap_or(true);
+        if !parent_exists {
+            return Err(QueueError::NoDirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::fs::create_dir(dir).map_err(fail("cannot create it"))?;
+    }
+    let probe = dir.join(".fieldlink-write-test");
+    std::fs::write(&probe, b"").map_err(fail("is not writable"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Rename a corrupt queue file (and its WAL and index) to `<path>.corrupt-<unix time>`.
+pub(super) fn move_aside(path: &Path) -> Result<PathBuf, QueueError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
+    std::fs::rename(path, &aside).map_err(|source| QueueError::Directory {
+        path: path.to_path_buf(),
+        action: "cannot move the corrupt queue aside",
+        source,
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
+        }
+    }
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_missing_parent_is_named_and_an_unwritable_directory_keeps_the_os_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/q.db");
+        assert!(matches!(
+            ensure_directory(&deep),
+            Err(QueueError::NoDirectory { path }) if path == dir.path().join("a/b")
+        ));
+        // A file where the directory should be: creating it fails with the OS's reason.
+        std::fs::write(dir.path().join("a"), b"").unwrap();
+        let err = ensure_directory(&dir.path().join("a/q.db")).unwrap_err();
+        let source = err.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert!(source.is_some(), "{err:?}");
+        assert!(matches!(err, QueueError::Directory { action, .. } if action == "is not writable"));
+    }
+}
