@@ -16,7 +16,7 @@
 //! Set `FIELDLINK_BENCH_DIR` to choose where queue files go (default /var/tmp; it must not be
 //! tmpfs, or the disk-write figure means nothing).
 
-use fieldlink::clock::{Clock, ManualClock, TimeKeeper};
+use fieldlink::clock::{Clock, ManualClock, SystemClock, TimeKeeper};
 use fieldlink::config::{QueueConfig, UploadConfig};
 use fieldlink::line_protocol::{field_set, push_line, series_key};
 use fieldlink::queue::{Batch, NewReading, Queue};
@@ -27,7 +27,7 @@ use fieldlink::sensors::simulated::SimulatedClimate;
 use fieldlink::sensors::Sensor;
 use fieldlink::upload::endpoint::Endpoint;
 use fieldlink::upload::transport::{HttpTransport, TlsOptions, Transport};
-use fieldlink::upload::{gzip, Step, Uploader};
+use fieldlink::upload::{gzip, InfluxHttp, Step, Uploader};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -126,7 +126,10 @@ fn drain_throughput(
     let endpoint = Endpoint::new(&cfg).expect("endpoint");
     let transport = HttpTransport::new(cfg.timeout, &TlsOptions::default()).expect("transport");
     let queue = Queue::open(&path).expect("open queue");
-    let mut uploader = Uploader::new(queue, endpoint, transport, &cfg, "bench");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let time = Arc::new(TimeKeeper::new(clock, false, 0));
+    let output = InfluxHttp::new(endpoint, transport);
+    let mut uploader = Uploader::new(queue, output, &cfg, "bench", time);
     let before = server.snapshot();
     let started = Instant::now();
     let mut sent = 0usize;

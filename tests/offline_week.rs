@@ -24,7 +24,7 @@ use fieldlink::rng::Rng;
 use fieldlink::sampler::Message;
 use fieldlink::upload::endpoint::Endpoint;
 use fieldlink::upload::transport::{Reply, Transport, TransportError};
-use fieldlink::upload::{Step, Uploader};
+use fieldlink::upload::{InfluxHttp, Step, Uploader};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -63,7 +63,7 @@ impl Transport for Recording {
         let mut text = String::new();
         flate2::read::GzDecoder::new(body)
             .read_to_string(&mut text)
-            .map_err(|e| TransportError(format!("gunzip: {e}")))?;
+            .map_err(TransportError::Io)?;
         self.0
             .lock()
             .unwrap()
@@ -329,10 +329,10 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
     let received = Arc::new(Mutex::new(Vec::new()));
     let mut uploader = Uploader::new(
         Queue::open(&db).unwrap(),
-        Endpoint::new(&cfg).unwrap(),
-        Recording(received.clone()),
+        InfluxHttp::new(Endpoint::new(&cfg).unwrap(), Recording(received.clone())),
         &cfg,
         "offline-week",
+        keeper.clone(),
     );
     loop {
         match uploader.step().unwrap() {

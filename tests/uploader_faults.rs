@@ -6,16 +6,18 @@
 mod common;
 
 use common::fault_server::{FaultServer, Script};
+use fieldlink::clock::{Clock, SystemClock, TimeKeeper};
 use fieldlink::config::UploadConfig;
 use fieldlink::queue::{NewReading, Queue};
 use fieldlink::upload::endpoint::Endpoint;
 use fieldlink::upload::transport::{HttpTransport, TlsOptions};
-use fieldlink::upload::{Step, Uploader};
+use fieldlink::upload::{InfluxHttp, Step, Uploader};
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Rig {
     _dir: tempfile::TempDir,
-    uploader: Uploader<HttpTransport>,
+    uploader: Uploader<InfluxHttp<HttpTransport>>,
     /// Every line queued, in order.
     lines: Vec<String>,
 }
@@ -51,12 +53,13 @@ fn rig(url: &str, api: &str, count: usize, poison: &[usize], database: &str) -> 
     );
     let cfg: UploadConfig = toml::from_str(&text).unwrap();
     let transport = HttpTransport::new(cfg.timeout, &TlsOptions::default()).unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let uploader = Uploader::new(
         queue,
-        Endpoint::new(&cfg).unwrap(),
-        transport,
+        InfluxHttp::new(Endpoint::new(&cfg).unwrap(), transport),
         &cfg,
         "test-device",
+        Arc::new(TimeKeeper::new(clock, false, 0)),
     );
     Rig {
         _dir: dir,

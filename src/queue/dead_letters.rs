@@ -158,8 +158,13 @@ mod tests {
         )
         .unwrap();
         let b = q.next_batch(10, 1000).unwrap().unwrap();
-        q.reject(&[(b.ids()[0], "m,a=b v=1 5".into())], "conflict", &[], RecordedAt::trusted(100))
-            .unwrap();
+        q.reject(
+            &[(b.ids()[0], "m,a=b v=1 5".into())],
+            "conflict",
+            &[],
+            RecordedAt::trusted(100),
+        )
+        .unwrap();
         assert_eq!(q.dead_letters(10).unwrap()[0].message, "conflict");
         assert_eq!(q.retry_dead_letters(Selection::All).unwrap(), 1);
         assert_eq!(
@@ -168,8 +173,13 @@ mod tests {
         );
         assert_eq!(q.stats().unwrap().depth, 1);
         let b = q.next_batch(10, 1000).unwrap().unwrap();
-        q.reject(&[(b.ids()[0], "m,a=b v=1 5".into())], "again", &[], RecordedAt::trusted(100))
-            .unwrap();
+        q.reject(
+            &[(b.ids()[0], "m,a=b v=1 5".into())],
+            "again",
+            &[],
+            RecordedAt::trusted(100),
+        )
+        .unwrap();
         assert_eq!(q.purge_dead_letters(50).unwrap(), 0);
         assert_eq!(q.purge_dead_letters(101).unwrap(), 1);
         assert!(q.dead_letters(10).unwrap().is_empty());

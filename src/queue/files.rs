@@ -73,7 +73,9 @@ mod tests {
         // A file where the directory should be: creating it fails with the OS's reason.
         std::fs::write(dir.path().join("a"), b"").unwrap();
         let err = ensure_directory(&dir.path().join("a/q.db")).unwrap_err();
-        let source = err.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
         assert!(source.is_some(), "{err:?}");
         assert!(matches!(err, QueueError::Directory { action, .. } if action == "is not writable"));
     }

@@ -30,7 +30,9 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum QueueError {
     /// The queue's directory is missing, and its parent too: a configuration mistake.
-    #[error("queue directory {path} does not exist (nor does its parent); create it or set queue.path")]
+    #[error(
+        "queue directory {path} does not exist (nor does its parent); create it or set queue.path"
+    )]
     NoDirectory { path: PathBuf },
     /// The queue's directory (or a corrupt file in it) could not be created, written or moved.
     #[error("queue directory {path}: {action}")]

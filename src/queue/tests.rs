@@ -150,7 +150,11 @@ fn a_queue_from_before_dead_letter_trust_marks_gets_the_column_and_keeps_its_let
     let q = Queue::open(&path).unwrap();
     let letters = q.dead_letters(10).unwrap();
     assert_eq!(
-        (letters[0].at_ns, letters[0].at_trusted, q.stats().unwrap().dead_letters),
+        (
+            letters[0].at_ns,
+            letters[0].at_trusted,
+            q.stats().unwrap().dead_letters
+        ),
         (7, true, 1)
     );
 }

@@ -113,8 +113,8 @@ impl<O: Output> Uploader<O> {
         let Some(packed) = self.pack_while_flushing(after)? else {
             return Ok(Step::Idle);
         };
-        let full = packed.lines >= self.batch_lines
-            || packed.plain_len + 512 >= self.policy.batch_bytes();
+        let full =
+            packed.lines >= self.batch_lines || packed.plain_len + 512 >= self.policy.batch_bytes();
         let delivered = self.deliver_packed(&packed);
         match delivered {
             Ok(()) => {

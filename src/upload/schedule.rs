@@ -128,7 +128,10 @@ mod tests {
         s.spent(50, 10 * SECOND);
         assert_eq!(s.pace_delay(10 * SECOND), Duration::from_millis(500));
         s.spent(100, 10 * SECOND);
-        assert_eq!(s.pace_delay(10 * SECOND + SECOND / 2), Duration::from_secs(1));
+        assert_eq!(
+            s.pace_delay(10 * SECOND + SECOND / 2),
+            Duration::from_secs(1)
+        );
         // A minute idle: the next batch goes at once, and is paced from then, not from before.
         assert_eq!(s.pace_delay(70 * SECOND), Duration::ZERO);
         s.spent(10, 70 * SECOND);

@@ -135,9 +135,7 @@ impl Transport for HttpTransport {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut response = request
-            .send(body)
-            .map_err(TransportError::Request)?;
+        let mut response = request.send(body).map_err(TransportError::Request)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
