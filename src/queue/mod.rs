@@ -6,22 +6,25 @@
 //! taking a batch cost the same with ten rows queued as with ten million. Each thread that
 //! touches the queue opens its own `Queue` (its own connection).
 
+mod acks;
 mod batch;
 mod dead_letters;
 mod files;
 mod held;
 mod retention;
 mod schema;
+mod stats;
+mod take;
 mod upkeep;
 
 pub use batch::{Batch, LineSink};
 pub use dead_letters::{split_line, DeadLetter, RecordedAt, Selection};
 pub use held::Settled;
 pub use retention::{Enforced, Policy};
+pub use stats::{counter, QueueStats};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,51 +85,6 @@ pub struct Commit<'a> {
     pub held: &'a [HeldReading],
     pub counters: &'a [(&'a str, i64)],
     pub meta: &'a [(&'a str, String)],
-}
-
-/// What `status` shows about the queue.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct QueueStats {
-    /// Readings waiting for upload.
-    pub depth: i64,
-    /// Sampling time of the oldest waiting reading.
-    pub oldest_ns: Option<i64>,
-    /// Readings held back until the clock is trusted.
-    pub held: i64,
-    pub oldest_held_wall_ns: Option<i64>,
-    pub dead_letters: i64,
-    /// Bytes the live pages of the file take (the file minus its free pages).
-    pub bytes: u64,
-}
-
-/// Counter names, so every place that counts uses the same words.
-pub mod counter {
-    /// Readings accepted into the queue.
-    pub const SAMPLED: &str = "sampled";
-    /// Readings the server acknowledged.
-    pub const UPLOADED: &str = "uploaded";
-    /// Routine readings older than `max_age`, removed.
-    pub const EXPIRED: &str = "dropped.expired";
-    /// Routine readings folded into window aggregates when the queue was full.
-    pub const THINNED: &str = "dropped.thinned";
-    /// Readings removed because the queue was full even after thinning.
-    pub const DROPPED_FULL: &str = "dropped.dropped_full";
-    /// Lines the server rejected, moved to the dead-letter table.
-    pub const REJECTED: &str = "dropped.rejected";
-    /// Readings whose time could not be known, moved to the dead-letter table.
-    pub const UNKNOWN_TIME: &str = "dropped.unknown_time";
-    /// Aggregate readings created by thinning (they are uploaded like any other).
-    pub const AGGREGATES: &str = "aggregates";
-    /// Fields left out of a line because line protocol cannot carry them (NaN, infinity).
-    pub const FIELDS_NONFINITE: &str = "fields_dropped.nonfinite";
-    /// Times a corrupt queue file was moved aside and a fresh one started.
-    pub const CORRUPT_RECOVERED: &str = "queue.corrupt_recovered";
-    /// Gauge, not a counter: readings currently waiting (kept exact so status needs no COUNT).
-    pub const QUEUED: &str = "queued";
-    /// Gauge: readings currently held for an untrusted clock.
-    pub const HELD: &str = "held";
-    /// Prefix of per-sensor error counters: `sensor_error.<sensor id>.<reason>`.
-    pub const SENSOR_ERROR_PREFIX: &str = "sensor_error.";
 }
 
 pub struct Queue {
@@ -348,198 +306,9 @@ impl Queue {
         })
     }
 
-    /// The oldest waiting readings as line protocol, at most `max_lines` lines and (unless a
-    /// single line is larger) `max_bytes` bytes. `None` when nothing waits.
-    pub fn next_batch(
-        &mut self,
-        max_lines: usize,
-        max_bytes: usize,
-    ) -> Result<Option<Batch>, QueueError> {
-        self.batch_where("", max_lines, max_bytes)
-    }
-
-    /// Like `next_batch`, but only readings with an id above `after`: the newest-first lane.
-    pub fn next_batch_after(
-        &mut self,
-        after: i64,
-        max_lines: usize,
-        max_bytes: usize,
-    ) -> Result<Option<Batch>, QueueError> {
-        self.batch_where(&format!("WHERE id > {after}"), max_lines, max_bytes)
-    }
-
-    fn batch_where(
-        &mut self,
-        filter: &str,
-        max_lines: usize,
-        max_bytes: usize,
-    ) -> Result<Option<Batch>, QueueError> {
-        let batch = Batch::with_capacity(max_lines.min(1024), max_bytes.min(64 * 1024));
-        let batch = self.render_where(filter, max_lines, max_bytes, batch)?;
-        Ok((!batch.is_empty()).then_some(batch))
-    }
-
-    /// The readings with ids above `after` (all when `None`), oldest first, rendered into `sink`
-    /// up to `max_lines` lines and (unless a single line is larger) `max_bytes` bytes.
-    pub fn render_after<S: LineSink>(
-        &mut self,
-        after: Option<i64>,
-        max_lines: usize,
-        max_bytes: usize,
-        sink: S,
-    ) -> Result<S, QueueError> {
-        let filter = after
-            .map(|id| format!("WHERE id > {id}"))
-            .unwrap_or_default();
-        self.render_where(&filter, max_lines, max_bytes, sink)
-    }
-
-    /// Exactly the rows `first..=last` that are still queued, as a plain batch (to bisect or
-    /// dead-letter lines of a batch that was sent compressed).
-    pub fn batch_between(&mut self, first: i64, last: i64) -> Result<Batch, QueueError> {
-        let filter = format!("WHERE id BETWEEN {first} AND {last}");
-        self.render_where(&filter, usize::MAX >> 1, usize::MAX, Batch::default())
-    }
-
-    fn render_where<S: LineSink>(
-        &mut self,
-        filter: &str,
-        max_lines: usize,
-        max_bytes: usize,
-        mut sink: S,
-    ) -> Result<S, QueueError> {
-        let sql = format!(
-            "SELECT id, series, time_ns, fields FROM readings {filter} ORDER BY id LIMIT ?1"
-        );
-        // Rows are rendered straight from SQLite's buffers; series keys come from the cache.
-        let (conn, keys) = (&self.conn, &mut self.series_keys);
-        let mut render = || -> rusqlite::Result<()> {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query([max_lines.min(i64::MAX as usize) as i64])?;
-            while let Some(row) = rows.next()? {
-                let series: i64 = row.get(1)?;
-                let key = match keys.entry(series) {
-                    Entry::Occupied(known) => known.into_mut(),
-                    Entry::Vacant(slot) => slot.insert(conn.query_row(
-                        "SELECT key FROM series WHERE id = ?1",
-                        [series],
-                        |r| r.get(0),
-                    )?),
-                };
-                let time_ns: i64 = row.get(2)?;
-                let fields = row.get_ref(3)?.as_str()?;
-                let len = crate::line_protocol::line_len(key, fields, time_ns);
-                if sink.lines() > 0 && sink.plain_len() + 1 + len > max_bytes {
-                    break;
-                }
-                sink.push(row.get(0)?, key, fields, time_ns);
-            }
-            Ok(())
-        };
-        let rendered = render();
-        rendered.map_err(|e| self.err(e))?;
-        Ok(sink)
-    }
-
-    /// Whether any reading waits with an id above `after` (one index seek).
-    pub fn has_after(&self, after: i64) -> Result<bool, QueueError> {
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM readings WHERE id > ?1)",
-                [after],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
-    }
-
-    /// The id of the newest waiting reading.
-    pub fn last_id(&self) -> Result<Option<i64>, QueueError> {
-        self.conn
-            .query_row("SELECT max(id) FROM readings", [], |r| r.get(0))
-            .map_err(|e| self.err(e))
-    }
-
-    /// The server acknowledged exactly these readings: remove them, count them as uploaded.
-    pub fn ack(&mut self, ids: &[i64], note: &str) -> Result<usize, QueueError> {
-        self.write(|tx| {
-            delete_each(tx, ids)?;
-            set_meta(tx, "last_upload", note)?;
-            let n = ids.len() as i64;
-            Ok((
-                ids.len(),
-                vec![(counter::UPLOADED, n), (counter::QUEUED, -n)],
-            ))
-        })
-    }
-
-    /// The server acknowledged runs of consecutive queued rows, each `(first, last)` as one
-    /// batch read them (nothing else can sit between those ids: new rows always get higher
-    /// ids). One range delete per run replaces thousands of seeks, and one transaction for
-    /// several runs saves an fsync per batch. Rows retention removed meanwhile were counted
-    /// there, so only what is deleted here counts as uploaded.
-    pub fn ack_runs(&mut self, runs: &[(i64, i64)], note: &str) -> Result<usize, QueueError> {
-        self.write(|tx| {
-            let mut delete =
-                tx.prepare_cached("DELETE FROM readings WHERE id BETWEEN ?1 AND ?2")?;
-            let mut n = 0;
-            for (first, last) in runs {
-                n += delete.execute([first, last])?;
-            }
-            set_meta(tx, "last_upload", note)?;
-            Ok((
-                n,
-                vec![
-                    (counter::UPLOADED, n as i64),
-                    (counter::QUEUED, -(n as i64)),
-                ],
-            ))
-        })
-    }
-
-    /// Move rejected lines to the dead-letter table with the server's message, and ack the rest
-    /// of a batch, all in one transaction.
-    pub fn reject(
-        &mut self,
-        rejected: &[(i64, String)],
-        message: &str,
-        acked: &[i64],
-        at: RecordedAt,
-    ) -> Result<(), QueueError> {
-        self.write(|tx| {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO dead_letters(line, reason, message, at_ns, at_trusted)
-                 VALUES (?1, 'rejected', ?2, ?3, ?4)",
-            )?;
-            for (_, line) in rejected {
-                insert.execute(params![line, message, at.ns, at.trusted])?;
-            }
-            let rejected_ids: Vec<i64> = rejected.iter().map(|(id, _)| *id).collect();
-            delete_each(tx, &rejected_ids)?;
-            delete_each(tx, acked)?;
-            let counters = vec![
-                (counter::REJECTED, rejected.len() as i64),
-                (counter::UPLOADED, acked.len() as i64),
-                (counter::QUEUED, -((rejected.len() + acked.len()) as i64)),
-            ];
-            Ok(((), counters))
-        })
-    }
-
     /// Add to counters outside any other write (sensor errors, recoveries).
     pub fn add_counters(&mut self, counters: &[(&str, i64)]) -> Result<(), QueueError> {
         self.write(|_| Ok(((), counters.to_vec())))
-    }
-
-    /// Every counter and gauge, by name.
-    pub fn counters(&self) -> Result<BTreeMap<String, i64>, QueueError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, value FROM counters")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, QueueError> {
@@ -551,38 +320,6 @@ impl Queue {
 
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), QueueError> {
         set_meta(&self.conn, key, value).map_err(|e| self.err(e))
-    }
-
-    /// Depth, ages and size, all from counters, index ends and page counts: no table scans.
-    pub fn stats(&self) -> Result<QueueStats, QueueError> {
-        let c = self.counters()?;
-        let one = |sql: &str| -> Result<Option<i64>, QueueError> {
-            self.conn
-                .query_row(sql, [], |r| r.get(0))
-                .optional()
-                .map_err(|e| self.err(e))
-        };
-        Ok(QueueStats {
-            depth: c.get(counter::QUEUED).copied().unwrap_or(0),
-            oldest_ns: one("SELECT time_ns FROM readings ORDER BY id LIMIT 1")?,
-            held: c.get(counter::HELD).copied().unwrap_or(0),
-            oldest_held_wall_ns: one("SELECT wall_ns FROM held ORDER BY id LIMIT 1")?,
-            // Dead letters are few (an operator clears them), so counting them is cheap.
-            dead_letters: one("SELECT count(*) FROM dead_letters")?.unwrap_or(0),
-            bytes: self.live_bytes()?,
-        })
-    }
-
-    /// Bytes the live pages of the file take (the file minus its free pages): three header
-    /// reads, cheap enough to check after every commit.
-    pub fn live_bytes(&self) -> Result<u64, QueueError> {
-        let pragma = |name: &str| -> Result<i64, QueueError> {
-            self.conn
-                .pragma_query_value(None, name, |r| r.get(0))
-                .map_err(|e| self.err(e))
-        };
-        let live = (pragma("page_count")? - pragma("freelist_count")?).max(0);
-        Ok((live * pragma("page_size")?) as u64)
     }
 
     /// The connection, for the modules that own other parts of the schema (retention, dead
