@@ -53,7 +53,14 @@ pub fn open_queue(
         .meta("last_trusted_ns")?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let settled = queue.settle_past_boots(&clock.boot_id(), last_trusted, clock.wall_ns())?;
+    let boot = clock.boot_id();
+    let time = Arc::new(TimeKeeper::new(
+        clock,
+        board.clock.require_sync,
+        last_trusted,
+    ));
+    let now = crate::queue::RecordedAt::now(&time);
+    let settled = queue.settle_past_boots(&boot, last_trusted, now)?;
     if settled.estimated + settled.unknown_time > 0 {
         log::warn!(
             "readings from a boot that ended before clock sync: {} uploaded with time_estimated=true, {} dead-lettered as unknown_time",
@@ -61,11 +68,6 @@ pub fn open_queue(
             settled.unknown_time
         );
     }
-    let time = Arc::new(TimeKeeper::new(
-        clock,
-        board.clock.require_sync,
-        last_trusted,
-    ));
     Ok((queue, time))
 }
 

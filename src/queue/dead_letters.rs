@@ -29,6 +29,20 @@ impl RecordedAt {
     pub fn trusted(ns: i64) -> RecordedAt {
         RecordedAt { ns, trusted: true }
     }
+
+    /// Now: the wall clock when the time keeper trusts it; before that, the latest time known
+    /// to be past, marked as such.
+    pub fn now(time: &crate::clock::TimeKeeper) -> RecordedAt {
+        let stamp = time.stamp();
+        if stamp.trusted {
+            RecordedAt::trusted(stamp.wall_ns)
+        } else {
+            RecordedAt {
+                ns: time.not_before_ns(),
+                trusted: false,
+            }
+        }
+    }
 }
 
 /// Which dead letters `retry` moves back into the queue.

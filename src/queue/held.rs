@@ -4,7 +4,7 @@
 //! readings of a boot that ended before any sync cannot be re-stamped: they are uploaded with
 //! `time_estimated=true` when that boot's clock looked plausible, else dead-lettered.
 
-use super::{counter, Queue, QueueError};
+use super::{counter, Queue, QueueError, RecordedAt};
 use rusqlite::params;
 
 /// What happened to the held readings of past boots.
@@ -41,7 +41,7 @@ impl Queue {
         &mut self,
         current_boot: &str,
         plausible_from_ns: i64,
-        now_ns: i64,
+        now: RecordedAt,
     ) -> Result<Settled, QueueError> {
         self.write(|tx| {
             let estimated = tx.execute(
@@ -51,12 +51,12 @@ impl Queue {
                 params![current_boot, plausible_from_ns],
             )?;
             let unknown = tx.execute(
-                "INSERT INTO dead_letters(line, reason, message, at_ns)
+                "INSERT INTO dead_letters(line, reason, message, at_ns, at_trusted)
                  SELECT s.key || ' ' || h.fields || ' ' || h.wall_ns, 'unknown_time',
-                        'sampled in a boot that ended before the clock was synchronised, and that boot''s clock was not plausible', ?3
+                        'sampled in a boot that ended before the clock was synchronised, and that boot''s clock was not plausible', ?3, ?4
                  FROM held h JOIN series s ON s.id = h.series
                  WHERE h.boot != ?1 AND h.wall_ns < ?2 ORDER BY h.id",
-                params![current_boot, plausible_from_ns, now_ns],
+                params![current_boot, plausible_from_ns, now.ns, now.trusted],
             )?;
             tx.execute("DELETE FROM held WHERE boot != ?1", [current_boot])?;
             let counters = vec![

@@ -158,3 +158,31 @@ fn a_queue_from_before_dead_letter_trust_marks_gets_the_column_and_keeps_its_let
         (7, true, 1)
     );
 }
+
+#[test]
+fn an_unknown_time_dead_letter_recorded_before_sync_is_marked_as_a_lower_bound() {
+    let (_dir, mut q) = temp_queue();
+    let s = q.series_id("m").unwrap();
+    let held = HeldReading {
+        series: s,
+        boot: "old-boot".into(),
+        mono_ns: 5,
+        wall_ns: 60_000_000_000, // 1970
+        fields: "v=1i".into(),
+        event: false,
+    };
+    q.push(&[], &[held], &[]).unwrap();
+    let now = RecordedAt {
+        ns: 1_800_000_000_000_000_000,
+        trusted: false,
+    };
+    let settled = q
+        .settle_past_boots("new-boot", 1_700_000_000_000_000_000, now)
+        .unwrap();
+    assert_eq!(settled.unknown_time, 1);
+    let letter = &q.dead_letters(10).unwrap()[0];
+    assert_eq!(
+        (letter.reason.as_str(), letter.at_ns, letter.at_trusted),
+        ("unknown_time", now.ns, false)
+    );
+}

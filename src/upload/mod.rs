@@ -318,18 +318,9 @@ fn flush_runs(
     Ok(deleted)
 }
 
-/// Now, for what the uploader records (dead letters, the last upload): the wall clock when
-/// it is trusted; before that, the latest time known to be past, marked as such, never 1970.
+/// Now, for what the uploader records (dead letters, the last upload): never 1970.
 fn recorded_at(time: &TimeKeeper) -> RecordedAt {
-    let stamp = time.stamp();
-    if stamp.trusted {
-        RecordedAt::trusted(stamp.wall_ns)
-    } else {
-        RecordedAt {
-            ns: time.not_before_ns(),
-            trusted: false,
-        }
-    }
+    RecordedAt::now(time)
 }
 
 /// The `last_upload` note of a successful upload.
