@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 pub struct Influx {
     /// `http://127.0.0.1:<port>`
     pub url: String,
-    pub pid: u32,
-    pub dir: PathBuf,
     agent: ureq::Agent,
 }
 
@@ -100,12 +98,7 @@ fn start_influx() -> Influx {
         while Instant::now() < deadline && !exited.load(Ordering::SeqCst) {
             let ping = agent.get(format!("{url}/ping")).call();
             if matches!(ping, Ok(ref r) if r.status().as_u16() == 204) {
-                return Influx {
-                    url,
-                    pid,
-                    dir,
-                    agent,
-                };
+                return Influx { url, agent };
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -283,14 +276,6 @@ impl Influx {
         }
         points.sort();
         points
-    }
-
-    /// Points of one measurement.
-    pub fn points_of(&self, db: &str, measurement: &str) -> Vec<Point> {
-        self.points(db)
-            .into_iter()
-            .filter(|p| p.measurement == measurement)
-            .collect()
     }
 }
 
