@@ -1,0 +1,113 @@
+//! The pipeline benchmark: prints figures, asserts nothing.
+//!
+//! `cargo bench --bench pipeline` runs the full version (1,000,000-reading drains, a
+//! 10,000,000-row queue for the constant-cost check, the aarch64 release build);
+//! `FIELDLINK_BENCH_QUICK=1 cargo bench --bench pipeline` runs a small one (100,000-reading
+//! drains, a 1,000,000-row queue, no cross build) that fits in a CI smoke run.
+//!
+//! Figures, each printed as `name: value unit` with its budget and PASS/OVER where one exists:
+//! 1. drain throughput through `Uploader` + `HttpTransport` + gzip to a loopback server;
+//! 2. gzip-only throughput of the same batches (the limit) and the drain/gzip ratio;
+//! 3. peak RSS and wall time of `fieldlink sync` draining the same queue (the real binary);
+//! 4. bytes written to disk per line-protocol byte while recording at the default commit window;
+//! 5. push and next_batch latency with a tiny and a huge queue;
+//! 6. release binary sizes (aarch64, host).
+//!
+//! Set `FIELDLINK_BENCH_DIR` to choose where queue files go (default /var/tmp; it must not be
+//! tmpfs, or the disk-write figure means nothing).
+
+mod binaries;
+mod constant_cost;
+mod disk_writes;
+mod drain;
+mod fleet;
+mod gzip_only;
+mod loopback_server;
+mod report;
+mod rusage;
+mod sync_drain;
+mod work_dir;
+
+use binaries::{binary_sizes, host_binary};
+use constant_cost::constant_cost;
+use disk_writes::disk_writes_per_byte;
+use drain::drain_throughput;
+use gzip_only::gzip_only;
+use loopback_server::LoopbackServer;
+use report::Report;
+use rusage::{rusage_trampoline, RUSAGE_TRAMPOLINE};
+use std::time::SystemTime;
+use sync_drain::binary_drain;
+use work_dir::WorkDir;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const BATCH_LINES: usize = 5000;
+const BATCH_BYTES: usize = 1 << 20;
+/// Sensors of the simulated device; readings go round-robin, one per sensor per second.
+const SENSORS: usize = 8;
+const SECOND_NS: i64 = 1_000_000_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(RUSAGE_TRAMPOLINE) {
+        rusage_trampoline(&args[2..]);
+        return;
+    }
+    let scale = Scale::from_env();
+    let work = WorkDir::create();
+    let server = LoopbackServer::start();
+    let mut report = Report::default();
+    println!(
+        "fieldlink pipeline benchmark ({} mode): {} readings per drain, {} rows for the constant-cost check",
+        if scale.quick { "quick" } else { "full" },
+        scale.drain_rows,
+        scale.huge_queue_rows
+    );
+    println!("work dir: {} ({})", work.path.display(), work.fs_note);
+    println!();
+
+    let start_ns = now_ns() - (scale.drain_rows / SENSORS) as i64 * SECOND_NS;
+    let drain = drain_throughput(&mut report, &work, &server, scale.drain_rows, start_ns);
+    gzip_only(&mut report, scale.drain_rows, start_ns, drain);
+    let host_binary = host_binary();
+    binary_drain(
+        &mut report,
+        &work,
+        &server,
+        host_binary.as_deref(),
+        scale.drain_rows,
+        start_ns,
+    );
+    disk_writes_per_byte(&mut report, &work);
+    constant_cost(&mut report, &work, scale.huge_queue_rows);
+    binary_sizes(&mut report, host_binary.as_deref(), scale.quick);
+
+    report.summary();
+}
+
+/// How big a run is.
+struct Scale {
+    quick: bool,
+    /// Readings drained through the uploader and through the binary.
+    drain_rows: usize,
+    /// Rows queued for the "constant cost with a huge queue" check.
+    huge_queue_rows: usize,
+}
+
+impl Scale {
+    fn from_env() -> Scale {
+        let quick = std::env::var("FIELDLINK_BENCH_QUICK").is_ok_and(|v| v == "1");
+        Scale {
+            quick,
+            drain_rows: if quick { 100_000 } else { 1_000_000 },
+            huge_queue_rows: if quick { 1_000_000 } else { 10_000_000 },
+        }
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
