@@ -213,3 +213,37 @@ fn wait_for_returns_once_the_condition_holds() {
     assert_eq!(requests.len(), 1);
     client.join().unwrap();
 }
+
+#[test]
+fn a_counting_server_answers_204_and_records_sizes_but_no_lines() {
+    let server = FaultServer::counting();
+    let body = gzip(LINES);
+    assert_eq!(post(&agent(), &server.url(), LINES).unwrap().0, 204);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].wire_len, body.len());
+    assert!(requests[0].lines.is_empty());
+    assert!(server.accepted().is_empty());
+}
+
+#[test]
+fn an_expect_100_continue_gets_its_interim_answer_before_the_body() {
+    let server = FaultServer::start(Script::ok());
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"m v=1 1").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    assert_eq!(server.accepted(), ["m v=1 1"]);
+}

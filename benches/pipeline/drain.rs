@@ -1,8 +1,9 @@
 //! Figure 1: drain throughput through the real uploader, transport and gzip to the loopback
 //! server, and where a drain spends its time.
 
+use crate::fault_server::FaultServer;
 use crate::fleet::{fill_queue, Fleet};
-use crate::loopback_server::LoopbackServer;
+use crate::received::Received;
 use crate::report::{section, Report};
 use crate::work_dir::WorkDir;
 use crate::{BATCH_BYTES, BATCH_LINES, MIB};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 pub fn drain_throughput(
     report: &mut Report,
     work: &WorkDir,
-    server: &LoopbackServer,
+    server: &FaultServer,
     rows: usize,
     start_ns: i64,
 ) -> f64 {
@@ -32,7 +33,7 @@ pub fn drain_throughput(
         format!("{:.0} rows/s", rows as f64 / fill.as_secs_f64()),
     );
 
-    let cfg = upload_config(server.addr);
+    let cfg = upload_config(server.addr());
     let endpoint = Endpoint::new(&cfg).expect("endpoint");
     let transport = HttpTransport::new(cfg.timeout, &TlsOptions::default()).expect("transport");
     let queue = Queue::open(&path).expect("open queue");
@@ -40,7 +41,7 @@ pub fn drain_throughput(
     let time = Arc::new(TimeKeeper::new(clock, false, 0));
     let output = InfluxHttp::new(endpoint, transport);
     let mut uploader = Uploader::new(queue, output, &cfg, "bench", time);
-    let before = server.snapshot();
+    let before = Received::by(server);
     let started = Instant::now();
     let mut sent = 0usize;
     loop {
@@ -54,7 +55,7 @@ pub fn drain_throughput(
         }
     }
     let elapsed = started.elapsed();
-    let got = server.snapshot().since(&before);
+    let got = Received::by(server).since(&before);
     let uploaded = uploader
         .queue()
         .counters()
@@ -91,13 +92,13 @@ pub fn drain_throughput(
 pub fn drain_breakdown(
     report: &mut Report,
     work: &WorkDir,
-    server: &LoopbackServer,
+    server: &FaultServer,
     rows: usize,
     start_ns: i64,
 ) {
     let path = work.file("breakdown.db");
     fill_queue(&path, &mut Fleet::new(start_ns), rows, 10_000);
-    let cfg = upload_config(server.addr);
+    let cfg = upload_config(server.addr());
     let mut endpoint = Endpoint::new(&cfg).expect("endpoint");
     let mut transport = HttpTransport::new(cfg.timeout, &TlsOptions::default()).expect("transport");
     let mut queue = Queue::open(&path).expect("open queue");

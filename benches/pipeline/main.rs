@@ -17,12 +17,16 @@
 //! tmpfs, or the disk-write figure means nothing).
 
 mod binaries;
+// The tests' HTTP server; the benchmark uses only its counting mode.
 mod constant_cost;
 mod disk_writes;
 mod drain;
+#[allow(dead_code)]
+#[path = "../../tests/common/fault_server.rs"]
+mod fault_server;
 mod fleet;
 mod gzip_only;
-mod loopback_server;
+mod received;
 mod report;
 mod rusage;
 mod sync_drain;
@@ -32,8 +36,8 @@ use binaries::{binary_sizes, host_binary};
 use constant_cost::constant_cost;
 use disk_writes::disk_writes_per_byte;
 use drain::drain_throughput;
+use fault_server::FaultServer;
 use gzip_only::gzip_only;
-use loopback_server::LoopbackServer;
 use report::Report;
 use rusage::{rusage_trampoline, RUSAGE_TRAMPOLINE};
 use std::time::SystemTime;
@@ -55,7 +59,7 @@ fn main() {
     }
     let scale = Scale::from_env();
     let work = WorkDir::create();
-    let server = LoopbackServer::start();
+    let server = FaultServer::counting();
     let mut report = Report::default();
     println!(
         "fieldlink pipeline benchmark ({} mode): {} readings per drain, {} rows for the constant-cost check",

@@ -1,7 +1,8 @@
 //! Figure 3: peak RSS and wall time of the real `fieldlink sync` draining the same queue.
 
+use crate::fault_server::FaultServer;
 use crate::fleet::{fill_queue, Fleet};
-use crate::loopback_server::LoopbackServer;
+use crate::received::Received;
 use crate::report::{section, Budget, Report};
 use crate::rusage::RUSAGE_TRAMPOLINE;
 use crate::work_dir::WorkDir;
@@ -13,7 +14,7 @@ use std::time::Duration;
 pub fn binary_drain(
     report: &mut Report,
     work: &WorkDir,
-    server: &LoopbackServer,
+    server: &FaultServer,
     binary: Option<&Path>,
     rows: usize,
     start_ns: i64,
@@ -33,9 +34,9 @@ pub fn binary_drain(
 
     let queue_path = work.file("sync.db");
     fill_queue(&queue_path, &mut Fleet::new(start_ns), rows, 10_000);
-    let before = server.snapshot();
+    let before = Received::by(server);
     let run = run_sync(binary, work, server, &queue_path);
-    let got = server.snapshot().since(&before);
+    let got = Received::by(server).since(&before);
     let (status, elapsed, out) = (run.status, run.elapsed, run.out);
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         report.info(
@@ -98,12 +99,7 @@ pub struct SyncRun {
 
 /// Run `fieldlink sync` on a board whose queue is `queue_path` and whose upload goes to the
 /// loopback server.
-pub fn run_sync(
-    binary: &Path,
-    work: &WorkDir,
-    server: &LoopbackServer,
-    queue_path: &Path,
-) -> SyncRun {
+pub fn run_sync(binary: &Path, work: &WorkDir, server: &FaultServer, queue_path: &Path) -> SyncRun {
     let board = work.file("board.toml");
     std::fs::write(
         &board,
@@ -112,7 +108,7 @@ pub fn run_sync(
              api = \"v1\"\ndatabase = \"bench\"\nbatch_lines = {BATCH_LINES}\nbatch_bytes = \"1MiB\"\n\
              max_points_per_second = 0\nstart_delay_max = \"0s\"\n",
             queue_path.display(),
-            server.addr
+            server.addr()
         ),
     )
     .expect("write board file");
