@@ -28,7 +28,7 @@ use fieldlink::upload::{InfluxHttp, Step, Uploader};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,105 +118,224 @@ fn queue_dir() -> tempfile::TempDir {
 fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() {
     let started = Instant::now();
     let dir = queue_dir();
-    let db = dir.path().join("queue.db");
-    let wal = dir.path().join("queue.db-wal");
-
-    let sensor_ids: Vec<String> = (0..SENSORS)
-        .map(|i| match i {
-            DOOR => "DOR0300".to_string(),
-            MOTION => "MOT0200".to_string(),
-            _ => format!("TLM01{i:02}"),
-        })
-        .collect();
-    let keys: Vec<String> = sensor_ids
-        .iter()
-        .map(|id| {
-            let tags: BTreeMap<String, String> = [
-                ("device_id".to_string(), "barn-pi-07".to_string()),
-                ("location".to_string(), "barn".to_string()),
-                ("sensor_id".to_string(), id.clone()),
-            ]
-            .into();
-            series_key("iot_metrics", &tags)
-        })
-        .collect();
-    let index_of: HashMap<&str, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
-    let plan = SeriesPlan {
-        sensor_keys: keys.clone(),
-        sensor_ids: sensor_ids.clone(),
-        internal_key: "fieldlink_internal,device_id=barn-pi-07".into(),
+    let files = QueueFiles {
+        db: dir.path().join("queue.db"),
+        wal: dir.path().join("queue.db-wal"),
     };
+    let device = Device::barn();
 
     // A plausible, synchronised wall clock: a day after this binary was built.
     let t_start = build_time_ns() + 86_400 * SECOND;
     let clock = Arc::new(ManualClock::new(t_start, true, "boot-1"));
     let keeper = Arc::new(TimeKeeper::new(clock.clone() as Arc<dyn Clock>, false, 0));
-    let policy = Policy {
-        max_bytes: MAX_BYTES,
-        max_age: Duration::from_secs(30 * 86_400),
-        window: WINDOW,
-    };
-    let mut recorder = Recorder::new(
-        Queue::open(&db).unwrap(),
-        &plan,
-        keeper.clone(),
-        Duration::from_secs(COMMIT_EVERY as u64),
-        Duration::from_secs(3600),
-    )
-    .unwrap()
-    .with_retention(policy);
+
+    let week = record_a_week_offline(&device, &files, &clock, &keeper);
+    let drained = drain_after_the_network_returns(&files.db, keeper);
+    report(&week, &drained, started);
+    let arrived = sort_what_arrived(&device, &week, &drained.received);
+
+    assert_the_counters_add_up(&week, &drained);
+    assert_every_event_arrives_exactly(&week, &arrived);
+    let raw_dropped =
+        assert_aggregates_account_for_every_thinned_reading(&week, &drained, &arrived);
+    assert_every_window_is_covered(&device, &week, &arrived, raw_dropped);
+    assert_no_two_lines_share_series_and_timestamp(&drained, &arrived);
+}
+
+/// The queue file and its WAL, whose sizes the budget bounds.
+struct QueueFiles {
+    db: PathBuf,
+    wal: PathBuf,
+}
+
+/// The barn's 8 sensors: their ids, series keys, and what the recorder needs to know of them.
+struct Device {
+    sensor_ids: Vec<String>,
+    keys: Vec<String>,
+    index_of: HashMap<String, usize>,
+}
+
+impl Device {
+    fn barn() -> Device {
+        let sensor_ids: Vec<String> = (0..SENSORS)
+            .map(|i| match i {
+                DOOR => "DOR0300".to_string(),
+                MOTION => "MOT0200".to_string(),
+                _ => format!("TLM01{i:02}"),
+            })
+            .collect();
+        let keys: Vec<String> = sensor_ids
+            .iter()
+            .map(|id| {
+                let tags: BTreeMap<String, String> = [
+                    ("device_id".to_string(), "barn-pi-07".to_string()),
+                    ("location".to_string(), "barn".to_string()),
+                    ("sensor_id".to_string(), id.clone()),
+                ]
+                .into();
+                series_key("iot_metrics", &tags)
+            })
+            .collect();
+        let index_of = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
+        Device {
+            sensor_ids,
+            keys,
+            index_of,
+        }
+    }
+
+    fn plan(&self) -> SeriesPlan {
+        SeriesPlan {
+            sensor_keys: self.keys.clone(),
+            sensor_ids: self.sensor_ids.clone(),
+            internal_key: "fieldlink_internal,device_id=barn-pi-07".into(),
+        }
+    }
+}
+
+/// What the simulated sensors read: seeded random walks, a door and a motion sensor.
+struct Sensors {
+    rng: Rng,
+    temperature: [f64; CLIMATE],
+    humidity: [f64; CLIMATE],
+    door_open: bool,
+    open_count: i64,
+    motion: bool,
+}
+
+impl Sensors {
+    fn new() -> Sensors {
+        Sensors {
+            rng: Rng::new(0x0ff1_1ee7),
+            temperature: [4.0; CLIMATE],
+            humidity: [80.0; CLIMATE],
+            door_open: false,
+            open_count: 0,
+            motion: false,
+        }
+    }
+
+    /// A few hundred events over the week: when this second has one, how far into the second.
+    fn event_this_second(&mut self) -> Option<Duration> {
+        if self.rng.unit() < 1.0 / 1000.0 {
+            Some(Duration::from_millis(
+                100 + (self.rng.unit() * 800.0) as u64,
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The door opens or closes, or the motion sensor flips.
+    fn event(&mut self) -> (usize, Fields) {
+        if self.rng.unit() < 0.5 {
+            self.door_open = !self.door_open;
+            self.open_count += i64::from(self.door_open);
+            (
+                DOOR,
+                vec![
+                    ("door_open", Value::Bool(self.door_open)),
+                    ("open_count", Value::Int(self.open_count)),
+                ],
+            )
+        } else {
+            self.motion = !self.motion;
+            (MOTION, vec![("motion_detected", Value::Bool(self.motion))])
+        }
+    }
+
+    /// The routine sample of `sensor` in second `sec` of the week.
+    fn routine(&mut self, sensor: usize, sec: i64) -> Fields {
+        match sensor {
+            DOOR => vec![
+                ("door_open", Value::Bool(self.door_open)),
+                ("open_count", Value::Int(self.open_count)),
+                ("battery_level", Value::Int(90 - sec / 86_400)),
+            ],
+            MOTION => vec![
+                ("motion_detected", Value::Bool(self.motion)),
+                ("battery_level", Value::Int(95 - sec / 86_400)),
+            ],
+            c => {
+                self.temperature[c] += self.rng.range(-0.05, 0.05);
+                self.humidity[c] =
+                    (self.humidity[c] + self.rng.range(-0.2, 0.2)).clamp(30.0, 100.0);
+                vec![
+                    ("temperature", Value::Float(self.temperature[c])),
+                    ("humidity", Value::Float(self.humidity[c])),
+                    ("battery_level", Value::Int(100 - sec / 20_000)),
+                    ("signal_strength", Value::Int(-60 - (sec % 17))),
+                ]
+            }
+        }
+    }
+}
+
+/// The largest sizes seen after a commit, for the report.
+#[derive(Default)]
+struct HighWater {
+    db: u64,
+    wal: u64,
+    live: u64,
+    over_budget_commits: usize,
+}
+
+/// What went in during the week offline.
+struct Week {
+    /// Routine readings per (sensor, window).
+    routine_in: HashMap<(usize, i64), i64>,
+    routine_total: i64,
+    /// Every event, as its exact line.
+    events_in: Vec<String>,
+    /// Every aggregate thinning created, as seen right after the commit that created it.
+    created: Vec<Aggregate>,
+    high_water: HighWater,
+    counters_before_drain: BTreeMap<String, i64>,
+    fill_time: Duration,
+}
+
+/// 7 days of 8 sensors at 1 Hz plus events through the real recorder on a manual clock,
+/// committing every `COMMIT_EVERY` seconds and checking the files against the budget each time.
+fn record_a_week_offline(
+    device: &Device,
+    files: &QueueFiles,
+    clock: &ManualClock,
+    keeper: &Arc<TimeKeeper>,
+) -> Week {
+    let started = Instant::now();
+    let mut recorder = open_recorder_with_retention(&files.db, device, keeper.clone());
     // A second connection that watches the aggregates thinning creates (read-only, and never
     // left inside a read transaction, so checkpoints are not held back).
-    let watch = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let watch = Connection::open_with_flags(&files.db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("watch the queue");
-
-    let mut rng = Rng::new(0x0ff1_1ee7);
-    let mut temperature = [4.0f64; CLIMATE];
-    let mut humidity = [80.0f64; CLIMATE];
-    let mut door_open = false;
-    let mut open_count = 0i64;
-    let mut motion = false;
+    let mut sensors = Sensors::new();
     let window_ns = WINDOW.as_nanos() as i64;
-
-    // What went in: routine readings per (sensor, window), and every event line.
-    let mut routine_in: HashMap<(usize, i64), i64> = HashMap::new();
-    let mut routine_total = 0i64;
-    let mut events_in: Vec<String> = Vec::new();
-    // Every aggregate thinning created, as seen right after the commit that created it.
-    let mut created: Vec<Aggregate> = Vec::new();
+    let mut week = Week {
+        routine_in: HashMap::new(),
+        routine_total: 0,
+        events_in: Vec::new(),
+        created: Vec::new(),
+        high_water: HighWater::default(),
+        counters_before_drain: BTreeMap::new(),
+        fill_time: Duration::ZERO,
+    };
     let mut aggregates_seen = 0i64;
-    let (mut max_db, mut max_wal, mut max_live) = (0u64, 0u64, 0u64);
-    let mut over_budget_commits = 0usize;
 
     let seconds = DAYS * 86_400;
     for sec in 0..seconds {
-        // A few hundred events over the week, each between two routine samples.
-        if rng.unit() < 1.0 / 1000.0 {
-            let offset = Duration::from_millis(100 + (rng.unit() * 800.0) as u64);
+        // Each event falls between two routine samples.
+        if let Some(offset) = sensors.event_this_second() {
             clock.advance(offset);
-            let (sensor, fields): (usize, Fields) = if rng.unit() < 0.5 {
-                door_open = !door_open;
-                open_count += i64::from(door_open);
-                (
-                    DOOR,
-                    vec![
-                        ("door_open", Value::Bool(door_open)),
-                        ("open_count", Value::Int(open_count)),
-                    ],
-                )
-            } else {
-                motion = !motion;
-                (MOTION, vec![("motion_detected", Value::Bool(motion))])
-            };
+            let (sensor, fields) = sensors.event();
             let stamp = keeper.stamp();
             let (set, _) = field_set(&fields);
-            events_in.push(format!(
+            week.events_in.push(format!(
                 "{} {} {}",
-                keys[sensor],
+                device.keys[sensor],
                 set.unwrap(),
                 stamp.wall_ns
             ));
@@ -234,105 +353,137 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
         assert!(stamp.trusted);
         let window = stamp.wall_ns - stamp.wall_ns.rem_euclid(window_ns);
         for sensor in 0..SENSORS {
-            let fields: Fields = match sensor {
-                DOOR => vec![
-                    ("door_open", Value::Bool(door_open)),
-                    ("open_count", Value::Int(open_count)),
-                    ("battery_level", Value::Int(90 - sec / 86_400)),
-                ],
-                MOTION => vec![
-                    ("motion_detected", Value::Bool(motion)),
-                    ("battery_level", Value::Int(95 - sec / 86_400)),
-                ],
-                c => {
-                    temperature[c] += rng.range(-0.05, 0.05);
-                    humidity[c] = (humidity[c] + rng.range(-0.2, 0.2)).clamp(30.0, 100.0);
-                    vec![
-                        ("temperature", Value::Float(temperature[c])),
-                        ("humidity", Value::Float(humidity[c])),
-                        ("battery_level", Value::Int(100 - sec / 20_000)),
-                        ("signal_strength", Value::Int(-60 - (sec % 17))),
-                    ]
-                }
-            };
+            let fields = sensors.routine(sensor, sec);
             recorder.accept(Message::Reading(Reading {
                 sensor,
                 kind: Kind::Routine,
                 fields,
                 stamp,
             }));
-            *routine_in.entry((sensor, window)).or_default() += 1;
-            routine_total += 1;
+            *week.routine_in.entry((sensor, window)).or_default() += 1;
+            week.routine_total += 1;
         }
 
         if (sec + 1) % COMMIT_EVERY == 0 || sec + 1 == seconds {
             recorder.commit();
-            let (db_len, wal_len) = (file_len(&db), file_len(&wal));
-            let stats = recorder.queue().stats().unwrap();
-            max_db = max_db.max(db_len);
-            max_wal = max_wal.max(wal_len);
-            max_live = max_live.max(stats.bytes);
-            if stats.bytes > MAX_BYTES {
-                over_budget_commits += 1;
-            }
-            assert!(
-                db_len <= DB_FILE_LIMIT && wal_len <= WAL_FILE_LIMIT,
-                "day {:.2}: queue files over budget: db {db_len} (limit {DB_FILE_LIMIT}), wal {wal_len} (limit {WAL_FILE_LIMIT}), live bytes {}",
-                sec as f64 / 86_400.0,
-                stats.bytes
-            );
-            // Aggregates made by this commit's enforcement: the newest ones by id (thinning
-            // appends them after everything it leaves).
-            let c = recorder.queue().counters().unwrap();
-            let total = c.get("aggregates").copied().unwrap_or(0);
-            let new = total - aggregates_seen;
-            if new > 0 {
-                let mut stmt = watch
-                    .prepare_cached(
-                        "SELECT s.key, r.time_ns, r.fields FROM readings r JOIN series s ON s.id = r.series
-                         WHERE r.event = 2 ORDER BY r.id DESC LIMIT ?1",
-                    )
-                    .unwrap();
-                let rows: Vec<Aggregate> = stmt
-                    .query_map([new], |r| {
-                        Ok(Aggregate {
-                            series: r.get(0)?,
-                            time_ns: r.get(1)?,
-                            fields: r.get(2)?,
-                        })
-                    })
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
-                assert_eq!(
-                    rows.len() as i64,
-                    new,
-                    "day {:.2}: {new} aggregates were counted but only {} are in the queue right after",
-                    sec as f64 / 86_400.0,
-                    rows.len()
-                );
-                created.extend(rows.into_iter().rev());
-            }
-            aggregates_seen = total;
+            let day = sec as f64 / 86_400.0;
+            check_the_files_against_the_budget(&mut recorder, files, &mut week.high_water, day);
+            aggregates_seen =
+                collect_new_aggregates(&mut recorder, &watch, aggregates_seen, &mut week, day);
         }
     }
     drop(watch);
-    let fill_time = started.elapsed();
-    let before_drain = recorder.queue().counters().unwrap();
-    drop(recorder);
+    week.fill_time = started.elapsed();
+    week.counters_before_drain = recorder.queue().counters().unwrap();
+    week
+}
 
-    // The network is back: drain everything.
+fn open_recorder_with_retention(db: &Path, device: &Device, keeper: Arc<TimeKeeper>) -> Recorder {
+    let policy = Policy {
+        max_bytes: MAX_BYTES,
+        max_age: Duration::from_secs(30 * 86_400),
+        window: WINDOW,
+    };
+    Recorder::new(
+        Queue::open(db).unwrap(),
+        &device.plan(),
+        keeper,
+        Duration::from_secs(COMMIT_EVERY as u64),
+        Duration::from_secs(3600),
+    )
+    .unwrap()
+    .with_retention(policy)
+}
+
+/// After a commit: the files within their slack, and the highest sizes so far.
+fn check_the_files_against_the_budget(
+    recorder: &mut Recorder,
+    files: &QueueFiles,
+    high_water: &mut HighWater,
+    day: f64,
+) {
+    let (db_len, wal_len) = (file_len(&files.db), file_len(&files.wal));
+    let stats = recorder.queue().stats().unwrap();
+    high_water.db = high_water.db.max(db_len);
+    high_water.wal = high_water.wal.max(wal_len);
+    high_water.live = high_water.live.max(stats.bytes);
+    if stats.bytes > MAX_BYTES {
+        high_water.over_budget_commits += 1;
+    }
+    assert!(
+        db_len <= DB_FILE_LIMIT && wal_len <= WAL_FILE_LIMIT,
+        "day {day:.2}: queue files over budget: db {db_len} (limit {DB_FILE_LIMIT}), wal {wal_len} (limit {WAL_FILE_LIMIT}), live bytes {}",
+        stats.bytes
+    );
+}
+
+/// Aggregates made by this commit's enforcement: the newest ones by id (thinning appends them
+/// after everything it leaves). Returns the aggregate count seen so far.
+fn collect_new_aggregates(
+    recorder: &mut Recorder,
+    watch: &Connection,
+    aggregates_seen: i64,
+    week: &mut Week,
+    day: f64,
+) -> i64 {
+    let c = recorder.queue().counters().unwrap();
+    let total = c.get("aggregates").copied().unwrap_or(0);
+    let new = total - aggregates_seen;
+    if new > 0 {
+        let mut stmt = watch
+            .prepare_cached(
+                "SELECT s.key, r.time_ns, r.fields FROM readings r JOIN series s ON s.id = r.series
+                 WHERE r.event = 2 ORDER BY r.id DESC LIMIT ?1",
+            )
+            .unwrap();
+        let rows: Vec<Aggregate> = stmt
+            .query_map([new], |r| {
+                Ok(Aggregate {
+                    series: r.get(0)?,
+                    time_ns: r.get(1)?,
+                    fields: r.get(2)?,
+                })
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows.len() as i64,
+            new,
+            "day {day:.2}: {new} aggregates were counted but only {} are in the queue right after",
+            rows.len()
+        );
+        week.created.extend(rows.into_iter().rev());
+    }
+    total
+}
+
+/// What the drain left behind and what the server received.
+struct Drained {
+    counters: BTreeMap<String, i64>,
+    rows_left: i64,
+    received: Vec<String>,
+}
+
+impl Drained {
+    fn get(&self, name: &str) -> i64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// The network is back: the real uploader drains everything into a recording transport.
+fn drain_after_the_network_returns(db: &Path, keeper: Arc<TimeKeeper>) -> Drained {
     let cfg: UploadConfig = toml::from_str(
         "url = \"http://127.0.0.1:9\"\napi = \"v1\"\ndatabase = \"d\"\nmax_points_per_second = 0",
     )
     .unwrap();
     let received = Arc::new(Mutex::new(Vec::new()));
     let mut uploader = Uploader::new(
-        Queue::open(&db).unwrap(),
+        Queue::open(db).unwrap(),
         InfluxHttp::new(Endpoint::new(&cfg).unwrap(), Recording(received.clone())),
         &cfg,
         "offline-week",
-        keeper.clone(),
+        keeper,
     );
     loop {
         match uploader.step().unwrap() {
@@ -341,13 +492,21 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
             Step::Paused(p) => panic!("the recording transport never fails, yet: {p:?}"),
         }
     }
-    let c = uploader.queue().counters().unwrap();
+    let counters = uploader.queue().counters().unwrap();
     let rows_left = uploader.queue().stats().unwrap().depth;
     let received = received.lock().unwrap().clone();
-    let get = |name: &str| c.get(name).copied().unwrap_or(0);
+    Drained {
+        counters,
+        rows_left,
+        received,
+    }
+}
 
-    let created_count: i64 = created.iter().map(Aggregate::count).sum();
-    let received_aggregates: Vec<i64> = received
+/// The figures of the run, on stderr.
+fn report(week: &Week, drained: &Drained, started: Instant) {
+    let created_count: i64 = week.created.iter().map(Aggregate::count).sum();
+    let received_aggregates: Vec<i64> = drained
+        .received
         .iter()
         .filter_map(|l| {
             let (head, _) = l.rsplit_once(' ')?;
@@ -360,61 +519,89 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
                 })
         })
         .collect();
+    let h = &week.high_water;
     eprintln!(
-        "offline week: {routine_total} routine readings + {} events in {fill_time:.1?} (total {:.1?}); \
-         max live {max_live} B, max db file {max_db} B, max wal {max_wal} B, {over_budget_commits} commit(s) over budget before enforcement; \
-         {} aggregates created holding {created_count} readings ({} of them received, holding {} readings); {} lines received; counters before drain {before_drain:?}; after {c:?}",
-        events_in.len(),
+        "offline week: {} routine readings + {} events in {:.1?} (total {:.1?}); \
+         max live {} B, max db file {} B, max wal {} B, {} commit(s) over budget before enforcement; \
+         {} aggregates created holding {created_count} readings ({} of them received, holding {} readings); {} lines received; counters before drain {:?}; after {:?}",
+        week.routine_total,
+        week.events_in.len(),
+        week.fill_time,
         started.elapsed(),
-        created.len(),
+        h.live,
+        h.db,
+        h.wal,
+        h.over_budget_commits,
+        week.created.len(),
         received_aggregates.len(),
         received_aggregates.iter().sum::<i64>(),
-        received.len(),
+        drained.received.len(),
+        week.counters_before_drain,
+        drained.counters,
     );
+}
 
-    // Sorting what arrived: events, aggregates, raw routine readings.
-    let event_set: HashSet<&str> = events_in.iter().map(String::as_str).collect();
-    let created_set: HashSet<String> = created.iter().map(Aggregate::line).collect();
-    let mut events_out: HashSet<&str> = HashSet::new();
-    let mut aggregates_out: Vec<Aggregate> = Vec::new();
-    let mut routine_out: HashMap<(usize, i64), i64> = HashMap::new();
-    let mut points: HashMap<(&str, &str), usize> = HashMap::new();
-    for line in &received {
+/// What arrived, sorted: events, aggregates, raw routine readings per (sensor, window), and
+/// how often each (series, timestamp) pair came.
+struct Arrived<'a> {
+    events_out: HashSet<&'a str>,
+    aggregates_out: Vec<Aggregate>,
+    routine_out: HashMap<(usize, i64), i64>,
+    points: HashMap<(&'a str, &'a str), usize>,
+}
+
+fn sort_what_arrived<'a>(device: &Device, week: &Week, received: &'a [String]) -> Arrived<'a> {
+    let window_ns = WINDOW.as_nanos() as i64;
+    let event_set: HashSet<&str> = week.events_in.iter().map(String::as_str).collect();
+    let mut arrived = Arrived {
+        events_out: HashSet::new(),
+        aggregates_out: Vec::new(),
+        routine_out: HashMap::new(),
+        points: HashMap::new(),
+    };
+    for line in received {
         let (head, time) = line.rsplit_once(' ').expect("a timestamp");
         let (key, fields) = head.split_once(' ').expect("a field set");
-        *points.entry((key, time)).or_default() += 1;
+        *arrived.points.entry((key, time)).or_default() += 1;
         let time_ns: i64 = time.parse().unwrap();
-        let sensor = *index_of
+        let sensor = *device
+            .index_of
             .get(key)
             .unwrap_or_else(|| panic!("a line of an unknown series: {line}"));
         if event_set.contains(line.as_str()) {
-            assert!(events_out.insert(line), "event received twice: {line}");
+            assert!(
+                arrived.events_out.insert(line),
+                "event received twice: {line}"
+            );
         } else if parse_field_set(fields).iter().any(|(n, _)| n == "count") {
-            aggregates_out.push(Aggregate {
+            arrived.aggregates_out.push(Aggregate {
                 series: key.to_string(),
                 time_ns,
                 fields: fields.to_string(),
             });
         } else {
             let window = time_ns - time_ns.rem_euclid(window_ns);
-            *routine_out.entry((sensor, window)).or_default() += 1;
+            *arrived.routine_out.entry((sensor, window)).or_default() += 1;
         }
     }
+    arrived
+}
 
-    // Counters add up exactly.
-    assert_eq!(rows_left, 0, "the queue is empty after the drain");
+fn assert_the_counters_add_up(week: &Week, drained: &Drained) {
+    let get = |name: &str| drained.get(name);
+    assert_eq!(drained.rows_left, 0, "the queue is empty after the drain");
     assert_eq!(get("queued"), 0, "`queued` gauge after the drain");
     assert_eq!(
         get("uploaded"),
-        received.len() as i64,
+        drained.received.len() as i64,
         "`uploaded` == lines the server received"
     );
     assert_eq!(
         get("sampled"),
-        routine_total + events_in.len() as i64,
+        week.routine_total + week.events_in.len() as i64,
         "`sampled` == readings sent in"
     );
-    assert_eq!(routine_total, 4_838_400);
+    assert_eq!(week.routine_total, 4_838_400);
     assert_eq!(get("dropped.expired"), 0, "nothing is older than max_age");
     assert_eq!(
         get("sampled") + get("aggregates"),
@@ -424,11 +611,13 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
             + get("dropped.expired"),
         "sampled + aggregates == uploaded + thinned + dropped_full + expired"
     );
+}
 
-    // Events all survive, exactly.
+fn assert_every_event_arrives_exactly(week: &Week, arrived: &Arrived) {
+    let event_set: HashSet<&str> = week.events_in.iter().map(String::as_str).collect();
     let lost: Vec<&&str> = event_set
         .iter()
-        .filter(|e| !events_out.contains(**e))
+        .filter(|e| !arrived.events_out.contains(**e))
         .collect();
     assert!(
         lost.is_empty(),
@@ -437,11 +626,21 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
         event_set.len(),
         &lost[..lost.len().min(3)]
     );
+}
 
-    // Aggregates: what thinning created accounts for every thinned reading; every aggregate
-    // received is one that was created; the rest were dropped and counted as such.
+/// What thinning created accounts for every thinned reading; every aggregate received is one
+/// that was created; the rest were dropped and counted as such. Returns how many raw routine
+/// readings were dropped.
+fn assert_aggregates_account_for_every_thinned_reading(
+    week: &Week,
+    drained: &Drained,
+    arrived: &Arrived,
+) -> i64 {
+    let get = |name: &str| drained.get(name);
+    let created_count: i64 = week.created.iter().map(Aggregate::count).sum();
+    let created_set: HashSet<String> = week.created.iter().map(Aggregate::line).collect();
     assert_eq!(
-        created.len() as i64,
+        week.created.len() as i64,
         get("aggregates"),
         "aggregates seen vs counted"
     );
@@ -450,43 +649,56 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
         get("dropped.thinned"),
         "sum of `count` over all aggregates == dropped.thinned"
     );
-    for a in &aggregates_out {
+    for a in &arrived.aggregates_out {
         assert!(
             created_set.contains(&a.line()),
             "received an aggregate that was never seen in the queue: {a:?}"
         );
     }
-    let aggregates_dropped = created.len() as i64 - aggregates_out.len() as i64;
-    let raw_out: i64 = routine_out.values().sum();
-    let raw_dropped = routine_total - raw_out - get("dropped.thinned");
+    let aggregates_dropped = week.created.len() as i64 - arrived.aggregates_out.len() as i64;
+    let raw_out: i64 = arrived.routine_out.values().sum();
+    let raw_dropped = week.routine_total - raw_out - get("dropped.thinned");
     assert!(
         raw_dropped >= 0,
-        "more routine readings accounted for ({raw_out} raw + {} thinned) than went in ({routine_total})",
-        get("dropped.thinned")
+        "more routine readings accounted for ({raw_out} raw + {} thinned) than went in ({})",
+        get("dropped.thinned"),
+        week.routine_total
     );
     assert_eq!(
         get("dropped.dropped_full"),
         aggregates_dropped + raw_dropped,
         "dropped_full == aggregates dropped ({aggregates_dropped}) + raw routine readings dropped ({raw_dropped})"
     );
+    raw_dropped
+}
 
-    // Coverage, window by window: every routine reading is received raw, folded into an
-    // aggregate of its own series and window, or was dropped (dropped windows come first).
+/// Window by window: every routine reading is received raw, folded into an aggregate of its
+/// own series and window, or was dropped (dropped windows come first).
+fn assert_every_window_is_covered(
+    device: &Device,
+    week: &Week,
+    arrived: &Arrived,
+    raw_dropped: i64,
+) {
     let mut folded: HashMap<(usize, i64), i64> = HashMap::new();
-    for a in &created {
+    for a in &week.created {
         *folded
-            .entry((index_of[a.series.as_str()], a.time_ns))
+            .entry((device.index_of[a.series.as_str()], a.time_ns))
             .or_default() += a.count();
     }
     let mut uncovered = 0i64;
     let mut over: Vec<String> = Vec::new();
-    for (&(sensor, window), &n) in &routine_in {
-        let raw = routine_out.get(&(sensor, window)).copied().unwrap_or(0);
+    for (&(sensor, window), &n) in &week.routine_in {
+        let raw = arrived
+            .routine_out
+            .get(&(sensor, window))
+            .copied()
+            .unwrap_or(0);
         let agg = folded.get(&(sensor, window)).copied().unwrap_or(0);
         if raw + agg > n {
             over.push(format!(
                 "{} window {window}: {n} in, {raw} raw + {agg} in aggregates",
-                sensor_ids[sensor]
+                device.sensor_ids[sensor]
             ));
         }
         uncovered += (n - raw - agg).max(0);
@@ -502,12 +714,14 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
         "readings neither received raw nor folded into an aggregate == raw routine readings dropped"
     );
     for sensor in 0..SENSORS {
-        let first_raw = routine_out
+        let first_raw = arrived
+            .routine_out
             .keys()
             .filter(|(s, _)| *s == sensor)
             .map(|(_, w)| *w)
             .min();
-        let mut windows: Vec<i64> = routine_in
+        let mut windows: Vec<i64> = week
+            .routine_in
             .keys()
             .filter(|(s, w)| *s == sensor && first_raw.is_none_or(|f| *w < f))
             .map(|(_, w)| *w)
@@ -516,9 +730,10 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
         let received_cover = windows
             .iter()
             .filter(|w| {
-                aggregates_out
+                arrived
+                    .aggregates_out
                     .iter()
-                    .any(|a| a.series == keys[sensor] && a.time_ns == **w)
+                    .any(|a| a.series == device.keys[sensor] && a.time_ns == **w)
             })
             .count();
         let holes = windows
@@ -527,32 +742,37 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
             .count();
         eprintln!(
             "  {}: {} window(s) before the first raw reading; {received_cover} covered by a received aggregate, {holes} with no aggregate ever made",
-            sensor_ids[sensor],
+            device.sensor_ids[sensor],
             windows.len()
         );
         assert_eq!(
             holes, 0,
             "{}: every thinned window has an aggregate",
-            sensor_ids[sensor]
+            device.sensor_ids[sensor]
         );
     }
+}
 
-    // InfluxDB keeps one point per series and timestamp: two different lines with the same
-    // pair would silently replace each other.
-    let clashes: Vec<(&str, &str)> = points
+/// InfluxDB keeps one point per series and timestamp: two different lines with the same pair
+/// would silently replace each other.
+fn assert_no_two_lines_share_series_and_timestamp(drained: &Drained, arrived: &Arrived) {
+    let clashes: Vec<(&str, &str)> = arrived
+        .points
         .iter()
         .filter(|(_, n)| **n > 1)
         .map(|(point, _)| *point)
         .collect();
     if let Some((key, time)) = clashes.first() {
-        let same: Vec<&String> = received
+        let same: Vec<&String> = drained
+            .received
             .iter()
             .filter(|l| l.starts_with(&format!("{key} ")) && l.ends_with(&format!(" {time}")))
             .collect();
         let aggregate_clashes = clashes
             .iter()
             .filter(|(k, t)| {
-                aggregates_out
+                arrived
+                    .aggregates_out
                     .iter()
                     .filter(|a| a.series == *k && a.time_ns.to_string() == *t)
                     .count()
