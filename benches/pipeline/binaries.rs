@@ -41,16 +41,31 @@ pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-pub const AARCH64: &str = "aarch64-unknown-linux-gnu";
-pub const CROSS_TARGET_DIR: &str = "/work/target-cross";
+const AARCH64: &str = "aarch64-unknown-linux-gnu";
+
+/// Where the aarch64 build goes: `FIELDLINK_CROSS_TARGET_DIR` when set (a directory kept for
+/// cross builds), else `CARGO_TARGET_DIR`, else the target directory cargo resolved for this
+/// bench (the parent of its `CARGO_TARGET_TMPDIR`). Cargo keeps the aarch64 artefacts under
+/// `<dir>/aarch64-unknown-linux-gnu/`, apart from the host's.
+fn cross_target_dir() -> PathBuf {
+    ["FIELDLINK_CROSS_TARGET_DIR", "CARGO_TARGET_DIR"]
+        .into_iter()
+        .find_map(std::env::var_os)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            tmp.parent().unwrap_or(tmp).to_path_buf()
+        })
+}
 
 pub fn binary_sizes(report: &mut Report, host: Option<&Path>, quick: bool) {
     section("6. release binary sizes");
-    let cross_dir = std::env::var("FIELDLINK_CROSS_TARGET_DIR").unwrap_or(CROSS_TARGET_DIR.into());
-    let aarch64 = Path::new(&cross_dir)
-        .join(AARCH64)
-        .join("release/fieldlink");
-    let command = format!("CARGO_TARGET_DIR={cross_dir} cargo build --release --target {AARCH64}");
+    let cross_dir = cross_target_dir();
+    let aarch64 = cross_dir.join(AARCH64).join("release/fieldlink");
+    let command = format!(
+        "CARGO_TARGET_DIR={} cargo build --release --target {AARCH64}",
+        cross_dir.display()
+    );
     if !quick {
         // A no-op when the binary is fresh; otherwise brings it up to date with the tree.
         println!("  {command}");

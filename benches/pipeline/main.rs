@@ -14,7 +14,8 @@
 //! 6. release binary sizes (aarch64, host).
 //!
 //! Set `FIELDLINK_BENCH_DIR` to choose where queue files go (default /var/tmp; it must not be
-//! tmpfs, or the disk-write figure means nothing).
+//! tmpfs, or the disk-write figure means nothing). The aarch64 build goes to cargo's target
+//! directory (`CARGO_TARGET_DIR` or the default), or to `FIELDLINK_CROSS_TARGET_DIR` when set.
 
 mod binaries;
 // The tests' HTTP server; the benchmark uses only its counting mode.
