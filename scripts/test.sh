@@ -72,7 +72,7 @@ else
 fi
 
 # Build every target (the benchmark included, so it cannot rot), but run only the test
-# targets: `cargo test --all-targets` would also *run* benches/pipeline.rs, a harness-less
+# targets: `cargo test --all-targets` would also *run* benches/pipeline/, a harness-less
 # benchmark that drains millions of readings and cross-builds a release binary.
 say "cargo test --all-targets --no-run"
 cargo test --all-targets --no-run --quiet
