@@ -7,7 +7,7 @@ use crate::config::Board;
 use crate::queue::{Policy, Queue, QueueError};
 use crate::recorder::Recorder;
 use crate::sampler::{self, Slot};
-use crate::sensors::{self, Opener};
+use crate::sensors::{self, DriverFactory};
 use crate::shutdown::Shutdown;
 use crate::upload::{ConnectError, Step, Uploader};
 use std::sync::mpsc;
@@ -167,11 +167,11 @@ fn spawn_sensors(
     let mut sensor_threads = Vec::new();
     let mut periodic = Vec::new();
     for (index, cfg) in board.sensors.iter().enumerate() {
-        match sensors::opener(cfg, state_dir) {
-            Opener::Periodic(open) => {
+        match sensors::driver_factory(cfg, state_dir) {
+            DriverFactory::Periodic(open) => {
                 periodic.push(Slot::new(index, cfg.id.clone(), cfg.interval, open))
             }
-            Opener::Events(open) => {
+            DriverFactory::Events(open) => {
                 let slot = Slot::new(index, cfg.id.clone(), cfg.interval, open);
                 let (time, tx, stop) = (time.clone(), tx.clone(), shutdown.clone());
                 sensor_threads.push(spawn(&format!("events-{}", cfg.id), move || {

@@ -1,8 +1,8 @@
 //! Who this device is and which tags its readings carry.
 
+use crate::config::series::{SeriesPlan, INTERNAL_MEASUREMENT};
 use crate::config::{Board, SensorConfig};
 use crate::line_protocol::series_key;
-use crate::recorder::{SeriesPlan, INTERNAL_MEASUREMENT};
 use std::collections::BTreeMap;
 
 /// `"auto"`: the Pi's serial number (device tree), else /etc/machine-id, else the host name.

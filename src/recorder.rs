@@ -18,8 +18,7 @@ use std::time::Duration;
 /// oldest routine readings are dropped and counted, so memory stays bounded on a 512 MB Pi.
 pub const SPILL_LIMIT: usize = 4096;
 
-/// Measurement of the agent's own health readings (like Telegraf's `internal`).
-pub const INTERNAL_MEASUREMENT: &str = "fieldlink_internal";
+pub use crate::config::series::{SeriesPlan, INTERNAL_MEASUREMENT};
 
 pub struct Recorder {
     queue: Queue,
@@ -45,14 +44,6 @@ pub struct Recorder {
     disk_trouble: bool,
     retention: Option<Policy>,
     persisted_trusted_ns: i64,
-}
-
-/// What the recorder needs to know about the board's series.
-pub struct SeriesPlan {
-    /// Series key per sensor, in board order.
-    pub sensor_keys: Vec<String>,
-    pub sensor_ids: Vec<String>,
-    pub internal_key: String,
 }
 
 impl Recorder {

@@ -6,7 +6,7 @@
 
 use crate::clock::{Clock, ManualClock, TimeKeeper};
 use crate::reading::{Fields, Kind, Reading};
-use crate::sensors::{EventSensor, Sensor, SensorError};
+use crate::sensors::{EventSensor, OpenDriver, Sensor, SensorError};
 use crate::shutdown::Shutdown;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -29,22 +29,19 @@ pub enum Message {
     },
 }
 
-/// Opens (or re-opens) a sensor's driver.
-pub type Opener<S> = Box<dyn FnMut() -> Result<Box<S>, SensorError> + Send>;
-
 /// One sensor and its schedule.
 pub struct Slot<S: ?Sized> {
     pub index: usize,
     pub id: String,
     pub interval: Duration,
-    pub open: Opener<S>,
+    pub open: OpenDriver<S>,
     driver: Option<Box<S>>,
     failures: u32,
     streak: Option<&'static str>,
 }
 
 impl<S: ?Sized> Slot<S> {
-    pub fn new(index: usize, id: String, interval: Duration, open: Opener<S>) -> Slot<S> {
+    pub fn new(index: usize, id: String, interval: Duration, open: OpenDriver<S>) -> Slot<S> {
         Slot {
             index,
             id,

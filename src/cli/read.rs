@@ -4,7 +4,7 @@ use super::args::Format;
 use super::CliError;
 use crate::config::{Board, SensorConfig};
 use crate::reading::{Fields, Value};
-use crate::sensors::{self, Opener, SensorError};
+use crate::sensors::{self, DriverFactory, SensorError};
 use std::path::Path;
 
 /// Every sensor read once: its values, or why it could not be read.
@@ -21,9 +21,9 @@ pub fn read(board: &Board, format: Format) -> Result<(), CliError> {
         .sensors
         .iter()
         .map(|cfg| {
-            let result = match sensors::opener(cfg, &state_dir) {
-                Opener::Periodic(mut open) => open().and_then(|mut s| s.read()),
-                Opener::Events(mut open) => open().and_then(|mut s| s.read()),
+            let result = match sensors::driver_factory(cfg, &state_dir) {
+                DriverFactory::Periodic(mut open) => open().and_then(|mut s| s.read()),
+                DriverFactory::Events(mut open) => open().and_then(|mut s| s.read()),
             };
             (cfg, result)
         })

@@ -3,7 +3,16 @@
 //! into typed structs and validated once, at start; every error names the file, the line, the
 //! key and what was expected, because the person reading it is an installer in a barn.
 
+pub mod kinds;
+mod sensor;
+pub mod series;
 pub mod units;
+
+pub use kinds::{GpioKind, I2cChip, SimulatedKind, SysfsKind};
+pub use sensor::{
+    Bias, GpioLine, GpioSettings, I2cSettings, KeyError, SensorConfig, SensorKind,
+    SimulatedSettings, SysfsSettings,
+};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -30,22 +39,35 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A board file, parsed and checked.
+#[derive(Debug, Clone)]
 pub struct Board {
-    #[serde(default)]
     pub device: DeviceConfig,
     /// Tags added to every reading of this device.
-    #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    #[serde(default, rename = "sensor")]
     pub sensors: Vec<SensorConfig>,
-    #[serde(default)]
     pub queue: QueueConfig,
-    #[serde(default)]
     pub upload: Option<UploadConfig>,
-    #[serde(default)]
     pub clock: ClockConfig,
+}
+
+/// The board file as written. Sensor tables stay as written until each is typed by its kind,
+/// so a key the kind does not take is reported at its own line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoardFile {
+    #[serde(default)]
+    device: DeviceConfig,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    sensor: Vec<sensor::SensorTable>,
+    #[serde(default)]
+    queue: QueueConfig,
+    #[serde(default)]
+    upload: Option<UploadConfig>,
+    #[serde(default)]
+    clock: ClockConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,111 +93,6 @@ impl Default for DeviceConfig {
 
 fn auto() -> String {
     "auto".into()
-}
-
-/// One `[[sensor]]` table. Keys that only some kinds use are optional here and checked per
-/// kind by `validate`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SensorConfig {
-    /// Becomes the `sensor_id` tag.
-    pub id: String,
-    pub kind: SensorKind,
-    #[serde(default = "default_measurement")]
-    pub measurement: String,
-    #[serde(default = "default_interval", with = "units::duration")]
-    pub interval: Duration,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// Seed for simulated sensors; by default derived from the sensor id.
-    pub seed: Option<u64>,
-    /// I2C bus device.
-    pub bus: Option<PathBuf>,
-    /// I2C address; each chip has its default.
-    pub address: Option<u8>,
-    /// GPIO chip (`"gpiochip0"` or a path) and line offset, or a line name like `"GPIO17"`.
-    pub chip: Option<String>,
-    pub line: Option<u32>,
-    pub line_name: Option<String>,
-    #[serde(default)]
-    pub active_low: bool,
-    pub bias: Option<Bias>,
-    #[serde(default, with = "units::duration::option")]
-    pub debounce: Option<Duration>,
-    /// sysfs roots, so tests and unusual boards can point readers elsewhere.
-    pub w1_root: Option<PathBuf>,
-    pub iio_root: Option<PathBuf>,
-    pub iio_device: Option<String>,
-    pub path: Option<PathBuf>,
-    /// DS18B20 serial (`"28-…"`) or `"auto"` when exactly one is present.
-    pub serial: Option<String>,
-}
-
-fn default_measurement() -> String {
-    "iot_metrics".into()
-}
-
-fn default_interval() -> Duration {
-    Duration::from_secs(10)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SensorKind {
-    SimulatedClimate,
-    SimulatedMotion,
-    SimulatedDoor,
-    Sht3x,
-    Shtc3,
-    Bme280,
-    Aht20,
-    Aht10,
-    Htu21d,
-    Ds18b20,
-    Dht22,
-    SocTemp,
-    Pir,
-    ReedSwitch,
-}
-
-impl SensorKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            SensorKind::SimulatedClimate => "simulated_climate",
-            SensorKind::SimulatedMotion => "simulated_motion",
-            SensorKind::SimulatedDoor => "simulated_door",
-            SensorKind::Sht3x => "sht3x",
-            SensorKind::Shtc3 => "shtc3",
-            SensorKind::Bme280 => "bme280",
-            SensorKind::Aht20 => "aht20",
-            SensorKind::Aht10 => "aht10",
-            SensorKind::Htu21d => "htu21d",
-            SensorKind::Ds18b20 => "ds18b20",
-            SensorKind::Dht22 => "dht22",
-            SensorKind::SocTemp => "soc_temp",
-            SensorKind::Pir => "pir",
-            SensorKind::ReedSwitch => "reed_switch",
-        }
-    }
-
-    /// Sensors that report edges as events as well as a periodic state.
-    pub fn has_events(self) -> bool {
-        matches!(
-            self,
-            SensorKind::SimulatedMotion
-                | SensorKind::SimulatedDoor
-                | SensorKind::Pir
-                | SensorKind::ReedSwitch
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Bias {
-    PullUp,
-    PullDown,
-    Disabled,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -338,7 +255,13 @@ impl Board {
     /// Read, parse and validate a board file (and its overlay, if it names one).
     pub fn load(path: &Path) -> Result<Board, ConfigError> {
         let text = read(path)?;
-        let mut board: Board = toml::from_str(&text).map_err(|e| toml_error(path, &text, e))?;
+        let file: BoardFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, e))?;
+        let mut board = Board::from_file(file).map_err(|(index, err)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: find_line(&text, "sensor", Some(index), err.key),
+            key: format!("sensor[{index}].{}", err.key),
+            message: err.message,
+        })?;
         if let Some(mut overlay_path) = board.device.overlay.clone() {
             // A relative overlay path is relative to the board file, not to the working directory.
             if overlay_path.is_relative() {
@@ -367,7 +290,25 @@ impl Board {
         Ok(board)
     }
 
-    /// Checks serde cannot express: per-kind keys, tag values InfluxDB cannot carry, unique ids.
+    /// Type each sensor table by its kind; on error, which table and why.
+    fn from_file(file: BoardFile) -> Result<Board, (usize, KeyError)> {
+        let sensors = file
+            .sensor
+            .into_iter()
+            .enumerate()
+            .map(|(index, table)| SensorConfig::try_from(table).map_err(|err| (index, err)))
+            .collect::<Result<_, _>>()?;
+        Ok(Board {
+            device: file.device,
+            tags: file.tags,
+            sensors,
+            queue: file.queue,
+            upload: file.upload,
+            clock: file.clock,
+        })
+    }
+
+    /// Checks serde cannot express: tag values InfluxDB cannot carry, unique ids.
     /// Returns (section, sensor index, key, message) so the caller can find the line.
     fn validate(&self) -> Result<(), (&'static str, Option<usize>, &'static str, String)> {
         for (key, value) in &self.tags {
@@ -397,14 +338,6 @@ impl Board {
             }
             if sensor.interval < Duration::from_millis(10) {
                 return Err(fail("interval", "expected at least \"10ms\"".into()));
-            }
-            let gpio = matches!(sensor.kind, SensorKind::Pir | SensorKind::ReedSwitch);
-            if gpio && sensor.line.is_none() && sensor.line_name.is_none() {
-                return Err(fail(
-                    "line",
-                    "a GPIO sensor needs `line` (with `chip`) or `line_name` (e.g. \"GPIO17\")"
-                        .into(),
-                ));
             }
         }
         if let Some(upload) = &self.upload {

@@ -8,6 +8,7 @@ pub mod i2c;
 pub mod simulated;
 pub mod sysfs;
 
+use crate::config::{SensorConfig, SensorKind, SimulatedKind};
 use crate::reading::Fields;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub trait EventSensor: Sensor {
 pub enum SensorError {
     /// The bus transfer failed: NACK (nothing at the address), arbitration loss, a timeout.
     #[error("bus error: {0}")]
-    Bus(String),
+    Bus(#[source] BusFault),
     /// The chip answered but a checksum did not match, so the bytes cannot be trusted.
     #[error("CRC mismatch: expected {expected:#04x}, got {actual:#04x}")]
     Crc { expected: u8, actual: u8 },
@@ -86,43 +87,64 @@ pub fn in_range(
     }
 }
 
-/// Turn any embedded-hal I2C error into a `SensorError::Bus`, naming the error kind
-/// (NACK on address, data NACK, arbitration loss...).
+/// What went wrong on the bus, as embedded-hal names it (NACK on address, data NACK,
+/// arbitration loss...). Each HAL has its own error type; its kind is what every HAL shares,
+/// so the cause is kept as that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}")]
+pub struct BusFault(pub embedded_hal::i2c::ErrorKind);
+
+/// Turn any embedded-hal I2C error into a `SensorError::Bus` that keeps its kind as the cause.
 pub fn bus_error<E: embedded_hal::i2c::Error>(err: E) -> SensorError {
-    SensorError::Bus(format!("{:?}", err.kind()))
+    SensorError::Bus(BusFault(err.kind()))
 }
 
-/// How to open a configured sensor: as a periodic sensor, or as one that also reports events.
-pub enum Opener {
-    Periodic(crate::sampler::Opener<dyn Sensor>),
-    Events(crate::sampler::Opener<dyn EventSensor>),
+/// Opens (or re-opens) a sensor's driver. The sampler calls it at start and again whenever a
+/// failing sensor is re-probed.
+pub type OpenDriver<S> = Box<dyn FnMut() -> Result<Box<S>, SensorError> + Send>;
+
+/// A configured sensor's driver factory: periodic only, or also reporting events.
+pub enum DriverFactory {
+    Periodic(OpenDriver<dyn Sensor>),
+    Events(OpenDriver<dyn EventSensor>),
 }
 
-/// The driver factory: which code reads each `kind` of the board file. Opening happens later,
-/// in the sampler thread, and again whenever a failing sensor is re-probed.
-pub fn opener(cfg: &crate::config::SensorConfig, state_dir: &std::path::Path) -> Opener {
-    use crate::config::SensorKind as K;
-    let cfg = cfg.clone();
-    let seed = cfg
-        .seed
-        .unwrap_or_else(|| crate::rng::Rng::from_text(&cfg.id).next_u64());
-    match cfg.kind {
-        K::SimulatedClimate => Opener::Periodic(Box::new(move || {
+/// Which code reads each kind of the board file. Opening happens later, in the sampler thread.
+pub fn driver_factory(cfg: &SensorConfig, state_dir: &std::path::Path) -> DriverFactory {
+    let id = cfg.id.clone();
+    match cfg.kind.clone() {
+        SensorKind::Simulated(kind, settings) => {
+            let seed = settings
+                .seed
+                .unwrap_or_else(|| crate::rng::Rng::from_text(&id).next_u64());
+            simulated_factory(kind, seed)
+        }
+        SensorKind::I2c(chip, settings) => {
+            DriverFactory::Periodic(Box::new(move || i2c::open(chip, &settings)))
+        }
+        SensorKind::Sysfs(settings) => {
+            DriverFactory::Periodic(Box::new(move || sysfs::open(&settings)))
+        }
+        SensorKind::Gpio(kind, settings) => {
+            let state_dir = state_dir.to_path_buf();
+            DriverFactory::Events(Box::new(move || {
+                gpio::open(&id, kind, &settings, &state_dir)
+            }))
+        }
+    }
+}
+
+/// Simulated twins need no hardware, so opening one cannot fail.
+fn simulated_factory(kind: SimulatedKind, seed: u64) -> DriverFactory {
+    match kind {
+        SimulatedKind::Climate => DriverFactory::Periodic(Box::new(move || {
             Ok(Box::new(simulated::SimulatedClimate::new(seed)) as Box<dyn Sensor>)
         })),
-        K::SimulatedMotion => Opener::Events(Box::new(move || {
+        SimulatedKind::Motion => DriverFactory::Events(Box::new(move || {
             Ok(Box::new(simulated::SimulatedMotion::new(seed)) as Box<dyn EventSensor>)
         })),
-        K::SimulatedDoor => Opener::Events(Box::new(move || {
+        SimulatedKind::Door => DriverFactory::Events(Box::new(move || {
             Ok(Box::new(simulated::SimulatedDoor::new(seed)) as Box<dyn EventSensor>)
         })),
-        K::Sht3x | K::Shtc3 | K::Bme280 | K::Aht20 | K::Aht10 | K::Htu21d => {
-            Opener::Periodic(Box::new(move || i2c::open(&cfg)))
-        }
-        K::Ds18b20 | K::Dht22 | K::SocTemp => Opener::Periodic(Box::new(move || sysfs::open(&cfg))),
-        K::Pir | K::ReedSwitch => {
-            let state_dir = state_dir.to_path_buf();
-            Opener::Events(Box::new(move || gpio::open(&cfg, &state_dir)))
-        }
     }
 }

@@ -4,7 +4,7 @@
 //! without GPIO hardware.
 
 use super::{Edge, EdgeSource};
-use crate::config::{Bias, SensorConfig};
+use crate::config::{Bias, GpioLine, GpioSettings};
 use crate::sensors::SensorError;
 use gpiocdev::line::{self, EdgeDetection, EdgeKind, Offset};
 use gpiocdev::Request;
@@ -23,15 +23,15 @@ pub struct CdevLine {
 }
 
 impl CdevLine {
-    /// Request the line `cfg` names: `chip` (default gpiochip0) + `line`, or `line_name`.
-    pub fn open(cfg: &SensorConfig) -> Result<Self, SensorError> {
-        let (chip, offset, label) = match (cfg.line, &cfg.line_name) {
-            (Some(offset), _) => {
-                let chip = chip_path(cfg.chip.as_deref().unwrap_or(DEFAULT_CHIP));
-                let label = format!("{} line {offset}", chip.display());
-                (chip, offset, label)
+    /// Request the line the settings name: `chip` (default gpiochip0) + `line`, or `line_name`.
+    pub fn open(id: &str, settings: &GpioSettings) -> Result<Self, SensorError> {
+        let (chip, offset, label) = match &settings.line {
+            GpioLine::Offset { chip, line } => {
+                let chip = chip_path(chip.as_deref().unwrap_or(DEFAULT_CHIP));
+                let label = format!("{} line {line}", chip.display());
+                (chip, *line, label)
             }
-            (None, Some(name)) => {
+            GpioLine::Named(name) => {
                 let found = gpiocdev::find_named_line(name).ok_or_else(|| {
                     SensorError::NotFound(format!("no GPIO line named `{name}` on any chip"))
                 })?;
@@ -41,12 +41,6 @@ impl CdevLine {
                     found.info.offset
                 );
                 (found.chip, found.info.offset, label)
-            }
-            (None, None) => {
-                return Err(SensorError::NotFound(format!(
-                    "sensor `{}`: set `line` (with `chip`) or `line_name`",
-                    cfg.id
-                )))
             }
         };
         if !chip.exists() {
@@ -58,21 +52,21 @@ impl CdevLine {
         let mut builder = Request::builder();
         builder
             .on_chip(&chip)
-            .with_consumer(format!("fieldlink:{}", cfg.id))
+            .with_consumer(format!("fieldlink:{id}"))
             .with_line(offset)
             .as_input()
             .with_edge_detection(EdgeDetection::BothEdges);
-        if cfg.active_low {
+        if settings.active_low {
             builder.as_active_low();
         }
-        if let Some(bias) = cfg.bias {
+        if let Some(bias) = settings.bias {
             builder.with_bias(match bias {
                 Bias::PullUp => line::Bias::PullUp,
                 Bias::PullDown => line::Bias::PullDown,
                 Bias::Disabled => line::Bias::Disabled,
             });
         }
-        if let Some(period) = cfg.debounce.filter(|d| !d.is_zero()) {
+        if let Some(period) = settings.debounce.filter(|d| !d.is_zero()) {
             builder.with_debounce_period(period);
         }
         let request = builder.request().map_err(|e| error(&label, e))?;
@@ -141,11 +135,16 @@ mod tests {
 
     #[test]
     fn a_missing_chip_is_not_found_and_named() {
-        let cfg: SensorConfig = toml::from_str(
-            "id = \"door\"\nkind = \"reed_switch\"\nchip = \"/nonexistent/gpiochip9\"\nline = 17\n",
-        )
-        .unwrap();
-        let err = CdevLine::open(&cfg).err().unwrap();
+        let settings = GpioSettings {
+            line: GpioLine::Offset {
+                chip: Some("/nonexistent/gpiochip9".into()),
+                line: 17,
+            },
+            active_low: false,
+            bias: None,
+            debounce: None,
+        };
+        let err = CdevLine::open("door", &settings).err().unwrap();
         assert_eq!(err.reason(), "not_found");
         assert!(err.to_string().contains("/nonexistent/gpiochip9"), "{err}");
     }

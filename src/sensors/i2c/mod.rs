@@ -32,7 +32,7 @@ pub use htu21d::Htu21d;
 pub use sht3x::Sht3x;
 pub use shtc3::Shtc3;
 
-use crate::config::{SensorConfig, SensorKind};
+use crate::config::{I2cChip, I2cSettings};
 use crate::reading::{Fields, Value};
 use crate::sensors::{in_range, Sensor, SensorError};
 use embedded_hal::delay::DelayNs;
@@ -99,60 +99,37 @@ pub(crate) fn checked_humidity(percent: f64) -> Result<f64, SensorError> {
     }
 }
 
-/// The address a chip answers on when the board file names none.
-pub fn default_address(kind: SensorKind) -> Option<u8> {
-    match kind {
-        SensorKind::Sht3x => Some(sht3x::DEFAULT_ADDRESS),
-        SensorKind::Shtc3 => Some(shtc3::DEFAULT_ADDRESS),
-        SensorKind::Bme280 => Some(bme280::DEFAULT_ADDRESS),
-        SensorKind::Aht20 | SensorKind::Aht10 => Some(aht20::DEFAULT_ADDRESS),
-        SensorKind::Htu21d => Some(htu21d::DEFAULT_ADDRESS),
-        _ => None,
-    }
-}
-
 /// Open the bus a `[[sensor]]` table names (default /dev/i2c-1) and build its chip's driver.
 /// Each sensor gets its own handle; Linux serialises transfers from several handles on a bus.
-pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
-    let default = default_address(cfg.kind).ok_or_else(|| not_i2c(cfg.kind))?;
-    let address = cfg.address.unwrap_or(default);
-    let path = cfg
+pub fn open(chip: I2cChip, settings: &I2cSettings) -> Result<Box<dyn Sensor>, SensorError> {
+    let address = settings.address.unwrap_or(chip.default_address());
+    let path = settings
         .bus
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_BUS));
     let i2c = linux_embedded_hal::I2cdev::new(&path).map_err(|e| open_error(&path, e.into()))?;
-    build(cfg.kind, i2c, linux_embedded_hal::Delay, address)
+    Ok(build(chip, i2c, linux_embedded_hal::Delay, address))
 }
 
-/// Build the driver for `kind` on any bus, so the factory is tested without hardware.
-pub fn build<I2C, D>(
-    kind: SensorKind,
-    i2c: I2C,
-    delay: D,
-    address: u8,
-) -> Result<Box<dyn Sensor>, SensorError>
+/// Build the driver for `chip` on any bus, so the factory is tested without hardware.
+pub fn build<I2C, D>(chip: I2cChip, i2c: I2C, delay: D, address: u8) -> Box<dyn Sensor>
 where
     I2C: I2c + Send + 'static,
     D: DelayNs + Send + 'static,
 {
-    Ok(match kind {
-        SensorKind::Sht3x => Box::new(Sht3x::new(i2c, delay, address)),
-        SensorKind::Shtc3 => Box::new(Shtc3::new(i2c, delay, address)),
-        SensorKind::Bme280 => Box::new(Bme280::new(i2c, delay, address)),
-        SensorKind::Aht20 => Box::new(Aht20::new(i2c, delay, address)),
-        SensorKind::Aht10 => Box::new(Aht20::with_variant(
+    match chip {
+        I2cChip::Sht3x => Box::new(Sht3x::new(i2c, delay, address)),
+        I2cChip::Shtc3 => Box::new(Shtc3::new(i2c, delay, address)),
+        I2cChip::Bme280 => Box::new(Bme280::new(i2c, delay, address)),
+        I2cChip::Aht20 => Box::new(Aht20::new(i2c, delay, address)),
+        I2cChip::Aht10 => Box::new(Aht20::with_variant(
             i2c,
             delay,
             address,
             aht20::Variant::Aht10,
         )),
-        SensorKind::Htu21d => Box::new(Htu21d::new(i2c, delay, address)),
-        other => return Err(not_i2c(other)),
-    })
-}
-
-fn not_i2c(kind: SensorKind) -> SensorError {
-    SensorError::NotFound(format!("`{}` is not an I2C chip kind", kind.name()))
+        I2cChip::Htu21d => Box::new(Htu21d::new(i2c, delay, address)),
+    }
 }
 
 /// A missing device node usually means I2C is not enabled, so say where to look.
@@ -176,7 +153,7 @@ const SCAN_LAST: u8 = 0x77;
 
 /// Probe every address like `i2cdetect -y 1` and name the chips fieldlink knows at each one
 /// that answers. An address that answers but is unknown comes back with an empty list.
-pub fn scan<I: I2c>(i2c: &mut I) -> Vec<(u8, &'static [&'static str])> {
+pub fn scan<I: I2c>(i2c: &mut I) -> Vec<(u8, Vec<&'static str>)> {
     (SCAN_FIRST..=SCAN_LAST)
         .filter(|&address| probe(i2c, address))
         .map(|address| (address, known_chips(address)))
@@ -193,16 +170,14 @@ fn probe<I: I2c>(i2c: &mut I, address: u8) -> bool {
     }
 }
 
-/// Chips with a driver here that can sit at `address`.
-pub fn known_chips(address: u8) -> &'static [&'static str] {
-    match address {
-        0x38 => &["AHT20/AHT10"],
-        0x40 => &["HTU21D/Si7021"],
-        0x44 | 0x45 => &["SHT3x"],
-        0x70 => &["SHTC3"],
-        0x76 | 0x77 => &["BME280/BMP280"],
-        _ => &[],
-    }
+/// Chips with a driver here that can sit at `address`, as the I2C chip table names them.
+pub fn known_chips(address: u8) -> Vec<&'static str> {
+    I2cChip::ALL
+        .iter()
+        .map(|chip| chip.row())
+        .filter(|row| row.addresses.contains(&address))
+        .map(|row| row.scan_name)
+        .collect()
 }
 
 #[cfg(test)]
@@ -229,13 +204,10 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sensors::bus_error;
     use embedded_hal_mock::eh1::delay::NoopDelay;
     use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
     use testing::nack;
-
-    fn sensor_config(toml_text: &str) -> SensorConfig {
-        toml::from_str(toml_text).expect("test config parses")
-    }
 
     /// The bus as i2cdetect would see it with chips at `present` and nothing elsewhere.
     fn bus_with(present: &[u8]) -> Vec<Transaction> {
@@ -260,9 +232,29 @@ mod tests {
         let mut i2c = Mock::new(&bus_with(&[0x44, 0x50, 0x76]));
         let found = scan(&mut i2c);
         i2c.done();
-        let expected: Vec<(u8, &[&str])> =
-            vec![(0x44, &["SHT3x"]), (0x50, &[]), (0x76, &["BME280/BMP280"])];
+        let expected: Vec<(u8, Vec<&str>)> = vec![
+            (0x44, vec!["SHT3x"]),
+            (0x50, vec![]),
+            (0x76, vec!["BME280/BMP280"]),
+        ];
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn the_chip_table_drives_scan_naming() {
+        // 0x38 is shared by the AHT20 and the AHT10; 0x39 is the AHT10's alternative.
+        let mut i2c = Mock::new(&bus_with(&[0x38, 0x39]));
+        let found = scan(&mut i2c);
+        i2c.done();
+        let expected: Vec<(u8, Vec<&str>)> =
+            vec![(0x38, vec!["AHT20", "AHT10"]), (0x39, vec!["AHT10"])];
+        assert_eq!(found, expected);
+        for chip in I2cChip::ALL {
+            let row = chip.row();
+            for address in row.addresses {
+                assert!(known_chips(*address).contains(&row.scan_name), "{chip:?}");
+            }
+        }
     }
 
     #[test]
@@ -274,21 +266,14 @@ mod tests {
 
     #[test]
     fn opening_a_missing_bus_names_its_path() {
-        let cfg = sensor_config("id = 'T'\nkind = 'sht3x'\nbus = '/nonexistent/i2c-9'\n");
-        match open(&cfg) {
+        let settings = I2cSettings {
+            bus: Some(PathBuf::from("/nonexistent/i2c-9")),
+            address: None,
+        };
+        match open(I2cChip::Sht3x, &settings) {
             Err(SensorError::NotFound(message)) => {
                 assert!(message.contains("/nonexistent/i2c-9"), "{message}")
             }
-            Err(other) => panic!("expected NotFound, got {other:?}"),
-            Ok(_) => panic!("expected NotFound, got a sensor"),
-        }
-    }
-
-    #[test]
-    fn a_kind_that_is_not_i2c_is_refused_before_touching_a_bus() {
-        let cfg = sensor_config("id = 'T'\nkind = 'ds18b20'\nbus = '/nonexistent/i2c-9'\n");
-        match open(&cfg) {
-            Err(SensorError::NotFound(message)) => assert!(message.contains("ds18b20")),
             Err(other) => panic!("expected NotFound, got {other:?}"),
             Ok(_) => panic!("expected NotFound, got a sensor"),
         }
@@ -305,8 +290,7 @@ mod tests {
             Transaction::write(0x39, vec![0xAC, 0x33, 0x00]),
             Transaction::read(0x39, vec![0x1C, 0x80, 0x00, 0x08, 0x00, 0x00]),
         ]);
-        let mut sensor = build(SensorKind::Aht10, i2c.clone(), NoopDelay::new(), 0x39)
-            .expect("aht10 is an I2C kind");
+        let mut sensor = build(I2cChip::Aht10, i2c.clone(), NoopDelay::new(), 0x39);
         let fields = sensor.read().expect("good frame");
         assert_eq!(fields[1], ("humidity", Value::Float(50.0)));
         i2c.done();
@@ -318,32 +302,39 @@ mod tests {
             Transaction::write(0x45, vec![0x24, 0x00]),
             Transaction::read(0x45, vec![0x66, 0x66, 0x93, 0x80, 0x00, 0xA2]),
         ]);
-        let mut sensor = build(SensorKind::Sht3x, i2c.clone(), NoopDelay::new(), 0x45)
-            .expect("sht3x is an I2C kind");
+        let mut sensor = build(I2cChip::Sht3x, i2c.clone(), NoopDelay::new(), 0x45);
         let fields = sensor.read().expect("good frame");
         assert_eq!(fields[0], ("temperature", Value::Float(25.0)));
         i2c.done();
     }
 
     #[test]
-    fn every_i2c_kind_has_a_default_address() {
-        use SensorKind::*;
-        let addresses: Vec<_> = [Sht3x, Shtc3, Bme280, Aht20, Aht10, Htu21d]
-            .into_iter()
-            .map(default_address)
+    fn every_chip_defaults_to_the_address_its_driver_names() {
+        use I2cChip::*;
+        let driver_default = |chip: I2cChip| match chip {
+            Sht3x => sht3x::DEFAULT_ADDRESS,
+            Shtc3 => shtc3::DEFAULT_ADDRESS,
+            Bme280 => bme280::DEFAULT_ADDRESS,
+            Aht20 | Aht10 => aht20::DEFAULT_ADDRESS,
+            Htu21d => htu21d::DEFAULT_ADDRESS,
+        };
+        for chip in I2cChip::ALL {
+            assert_eq!(chip.default_address(), driver_default(*chip), "{chip:?}");
+        }
+        let addresses: Vec<_> = I2cChip::ALL
+            .iter()
+            .map(|chip| chip.default_address())
             .collect();
-        assert_eq!(
-            addresses,
-            [
-                Some(0x44),
-                Some(0x70),
-                Some(0x76),
-                Some(0x38),
-                Some(0x38),
-                Some(0x40)
-            ]
-        );
-        assert_eq!(default_address(Ds18b20), None);
+        assert_eq!(addresses, [0x44, 0x70, 0x76, 0x38, 0x38, 0x40]);
+    }
+
+    #[test]
+    fn a_bus_error_keeps_its_kind_as_the_cause() {
+        let err = bus_error(nack());
+        assert_eq!(err.reason(), "bus");
+        let cause = std::error::Error::source(&err).expect("a cause");
+        assert_eq!(cause.to_string(), "NoAcknowledge(Address)");
+        assert_eq!(err.to_string(), "bus error: NoAcknowledge(Address)");
     }
 
     #[test]

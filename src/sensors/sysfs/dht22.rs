@@ -4,7 +4,6 @@
 //! interval rather than retrying here and stretching the sample.
 
 use super::{in_range, only_entry, parse_milli, read_text};
-use crate::config::SensorConfig;
 use crate::reading::{Fields, Value};
 use crate::sensors::{Sensor, SensorError};
 use std::ops::RangeInclusive;
@@ -73,12 +72,14 @@ impl Sensor for Dht22 {
 
 /// Build the reader from a `[[sensor]]` table: `iio_root` (default the kernel's) and
 /// `iio_device` (default `"auto"`).
-pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
-    let root = cfg
-        .iio_root
+pub fn open(
+    iio_root: &Option<PathBuf>,
+    iio_device: &Option<String>,
+) -> Result<Box<dyn Sensor>, SensorError> {
+    let root = iio_root
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
-    let device = cfg.iio_device.as_deref().unwrap_or("auto");
+    let device = iio_device.as_deref().unwrap_or("auto");
     Ok(Box::new(Dht22::new(&root, device)?))
 }
 

@@ -4,7 +4,6 @@
 //! reading is a reset value, not a measurement.
 
 use super::{in_range, only_entry, parse_int, read_text};
-use crate::config::SensorConfig;
 use crate::reading::{Fields, Value};
 use crate::sensors::{Sensor, SensorError};
 use std::ops::RangeInclusive;
@@ -102,12 +101,14 @@ impl Sensor for Ds18b20 {
 
 /// Build the reader from a `[[sensor]]` table: `w1_root` (default the kernel's) and `serial`
 /// (default `"auto"`).
-pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
-    let root = cfg
-        .w1_root
+pub fn open(
+    w1_root: &Option<PathBuf>,
+    serial: &Option<String>,
+) -> Result<Box<dyn Sensor>, SensorError> {
+    let root = w1_root
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
-    let serial = cfg.serial.as_deref().unwrap_or("auto");
+    let serial = serial.as_deref().unwrap_or("auto");
     Ok(Box::new(Ds18b20::new(&root, serial)?))
 }
 

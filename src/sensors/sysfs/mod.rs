@@ -7,21 +7,19 @@ pub mod ds18b20;
 pub mod soc_temp;
 
 use super::{Sensor, SensorError};
-use crate::config::{SensorConfig, SensorKind};
+use crate::config::SysfsSettings;
 use std::io::ErrorKind;
 use std::path::Path;
 
-/// Open the sysfs reader for `cfg.kind`.
-pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
-    match cfg.kind {
-        SensorKind::Ds18b20 => ds18b20::open(cfg),
-        SensorKind::Dht22 => dht22::open(cfg),
-        SensorKind::SocTemp => soc_temp::open(cfg),
-        other => Err(SensorError::NotFound(format!(
-            "sensor `{}`: kind `{}` is not read through sysfs",
-            cfg.id,
-            other.name()
-        ))),
+/// Open the sysfs reader the settings are for.
+pub fn open(settings: &SysfsSettings) -> Result<Box<dyn Sensor>, SensorError> {
+    match settings {
+        SysfsSettings::Ds18b20 { w1_root, serial } => ds18b20::open(w1_root, serial),
+        SysfsSettings::Dht22 {
+            iio_root,
+            iio_device,
+        } => dht22::open(iio_root, iio_device),
+        SysfsSettings::SocTemp { path } => soc_temp::open(path),
     }
 }
 
@@ -98,27 +96,13 @@ pub(crate) fn only_entry(
 mod tests {
     use super::*;
 
-    fn config(toml: &str) -> SensorConfig {
-        toml::from_str(toml).unwrap()
-    }
-
     #[test]
     fn open_builds_the_reader_its_kind_names() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("temp");
         std::fs::write(&path, "50000\n").unwrap();
-        let cfg = config(&format!(
-            "id = \"soc\"\nkind = \"soc_temp\"\npath = {:?}\n",
-            path.display().to_string()
-        ));
-        assert_eq!(open(&cfg).unwrap().read().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn open_refuses_a_kind_that_is_not_read_through_sysfs() {
-        let cfg = config("id = \"door\"\nkind = \"reed_switch\"\nline = 17\n");
-        let err = open(&cfg).err().unwrap();
-        assert!(err.to_string().contains("reed_switch"), "{err}");
+        let settings = SysfsSettings::SocTemp { path: Some(path) };
+        assert_eq!(open(&settings).unwrap().read().unwrap().len(), 1);
     }
 
     #[test]

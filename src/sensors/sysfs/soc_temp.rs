@@ -2,7 +2,6 @@
 //! explains throttling and warns before the enclosure cooks the sensors next to it.
 
 use super::{in_range, parse_milli, read_text};
-use crate::config::SensorConfig;
 use crate::reading::{Fields, Value};
 use crate::sensors::{Sensor, SensorError};
 use std::ops::RangeInclusive;
@@ -34,11 +33,8 @@ impl Sensor for SocTemp {
 }
 
 /// Build the reader from a `[[sensor]]` table: `path` (default thermal zone 0).
-pub fn open(cfg: &SensorConfig) -> Result<Box<dyn Sensor>, SensorError> {
-    let path = cfg
-        .path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+pub fn open(path: &Option<PathBuf>) -> Result<Box<dyn Sensor>, SensorError> {
+    let path = path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
     Ok(Box::new(SocTemp::new(path)))
 }
 

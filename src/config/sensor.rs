@@ -1,0 +1,436 @@
+//! One `[[sensor]]` table, typed by kind. The keys every sensor has (`id`, `kind`,
+//! `measurement`, `interval`, `tags`) sit in `SensorConfig`; the rest belong to the kind's bus
+//! and sit in that bus's settings, so a key that does not belong to the kind is refused with
+//! what the kind accepts instead of being silently ignored.
+
+use super::kinds::{all_names, GpioKind, I2cChip, SimulatedKind, SysfsKind};
+use super::units;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One sensor of the board, with the settings its kind takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "SensorTable")]
+pub struct SensorConfig {
+    /// Becomes the `sensor_id` tag.
+    pub id: String,
+    pub kind: SensorKind,
+    pub measurement: String,
+    pub interval: Duration,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The kind of a sensor, by bus, with that bus's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SensorKind {
+    Simulated(SimulatedKind, SimulatedSettings),
+    I2c(I2cChip, I2cSettings),
+    Sysfs(SysfsSettings),
+    Gpio(GpioKind, GpioSettings),
+}
+
+impl SensorKind {
+    /// The name the board file uses (`kind = "..."`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SensorKind::Simulated(kind, _) => kind.name(),
+            SensorKind::I2c(chip, _) => chip.name(),
+            SensorKind::Sysfs(settings) => settings.kind().name(),
+            SensorKind::Gpio(kind, _) => kind.name(),
+        }
+    }
+
+    /// Sensors that report edges as events as well as a periodic state.
+    pub fn has_events(&self) -> bool {
+        match self {
+            SensorKind::Simulated(SimulatedKind::Climate, _) => false,
+            SensorKind::Simulated(SimulatedKind::Motion | SimulatedKind::Door, _) => true,
+            SensorKind::I2c(..) | SensorKind::Sysfs(_) => false,
+            SensorKind::Gpio(..) => true,
+        }
+    }
+
+    /// The keys this kind takes besides the ones every sensor has.
+    pub fn keys(&self) -> &'static [&'static str] {
+        match self {
+            SensorKind::Simulated(..) => &["seed"],
+            SensorKind::I2c(..) => &["bus", "address"],
+            SensorKind::Sysfs(SysfsSettings::Ds18b20 { .. }) => &["serial", "w1_root"],
+            SensorKind::Sysfs(SysfsSettings::Dht22 { .. }) => &["iio_device", "iio_root"],
+            SensorKind::Sysfs(SysfsSettings::SocTemp { .. }) => &["path"],
+            SensorKind::Gpio(..) => &[
+                "line_name",
+                "chip",
+                "line",
+                "active_low",
+                "bias",
+                "debounce",
+            ],
+        }
+    }
+
+    /// Build the kind `name` with the settings it takes from `table`.
+    fn from_table(name: &str, table: &SensorTable) -> Result<SensorKind, KeyError> {
+        if let Some(kind) = SimulatedKind::from_name(name) {
+            return Ok(SensorKind::Simulated(
+                kind,
+                SimulatedSettings { seed: table.seed },
+            ));
+        }
+        if let Some(chip) = I2cChip::from_name(name) {
+            let settings = I2cSettings {
+                bus: table.bus.clone(),
+                address: table.address,
+            };
+            return Ok(SensorKind::I2c(chip, settings));
+        }
+        if let Some(kind) = SysfsKind::from_name(name) {
+            return Ok(SensorKind::Sysfs(SysfsSettings::from_table(kind, table)));
+        }
+        if let Some(kind) = GpioKind::from_name(name) {
+            return Ok(SensorKind::Gpio(kind, GpioSettings::from_table(table)?));
+        }
+        Err(KeyError {
+            key: "kind",
+            message: format!(
+                "unknown kind `{name}`, expected one of {}",
+                all_names().join(", ")
+            ),
+        })
+    }
+}
+
+/// Keys of simulated sensors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedSettings {
+    /// By default derived from the sensor id.
+    pub seed: Option<u64>,
+}
+
+/// Keys of I2C chips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct I2cSettings {
+    /// The bus device; by default the one on the 40-pin header.
+    pub bus: Option<PathBuf>,
+    /// By default the chip's first address in the I2C table.
+    pub address: Option<u8>,
+}
+
+/// Keys of sysfs readers: each takes its sysfs root, so tests and unusual boards can point it
+/// elsewhere, and which device under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SysfsSettings {
+    /// `serial` is a `"28-…"` name or `"auto"` (the only one present).
+    Ds18b20 {
+        w1_root: Option<PathBuf>,
+        serial: Option<String>,
+    },
+    /// `iio_device` is an `"iio:deviceN"` name or `"auto"` (the only DHT present).
+    Dht22 {
+        iio_root: Option<PathBuf>,
+        iio_device: Option<String>,
+    },
+    SocTemp {
+        path: Option<PathBuf>,
+    },
+}
+
+impl SysfsSettings {
+    pub fn kind(&self) -> SysfsKind {
+        match self {
+            SysfsSettings::Ds18b20 { .. } => SysfsKind::Ds18b20,
+            SysfsSettings::Dht22 { .. } => SysfsKind::Dht22,
+            SysfsSettings::SocTemp { .. } => SysfsKind::SocTemp,
+        }
+    }
+
+    fn from_table(kind: SysfsKind, table: &SensorTable) -> SysfsSettings {
+        match kind {
+            SysfsKind::Ds18b20 => SysfsSettings::Ds18b20 {
+                w1_root: table.w1_root.clone(),
+                serial: table.serial.clone(),
+            },
+            SysfsKind::Dht22 => SysfsSettings::Dht22 {
+                iio_root: table.iio_root.clone(),
+                iio_device: table.iio_device.clone(),
+            },
+            SysfsKind::SocTemp => SysfsSettings::SocTemp {
+                path: table.path.clone(),
+            },
+        }
+    }
+}
+
+/// Which GPIO line, and how the kernel should treat it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpioLine {
+    /// A line offset on a chip (a name under `/dev` or a path; by default `gpiochip0`).
+    Offset { chip: Option<String>, line: u32 },
+    /// A line name like `"GPIO17"`, looked up on every chip.
+    Named(String),
+}
+
+/// Keys of GPIO edge sensors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpioSettings {
+    pub line: GpioLine,
+    pub active_low: bool,
+    pub bias: Option<Bias>,
+    pub debounce: Option<Duration>,
+}
+
+impl GpioSettings {
+    fn from_table(table: &SensorTable) -> Result<GpioSettings, KeyError> {
+        let line =
+            match (table.line, &table.line_name) {
+                (Some(line), _) => GpioLine::Offset {
+                    chip: table.chip.clone(),
+                    line,
+                },
+                (None, Some(name)) => GpioLine::Named(name.clone()),
+                (None, None) => return Err(KeyError {
+                    key: "line",
+                    message:
+                        "a GPIO sensor needs `line` (with `chip`) or `line_name` (e.g. \"GPIO17\")"
+                            .into(),
+                }),
+            };
+        Ok(GpioSettings {
+            line,
+            active_low: table.active_low.unwrap_or(false),
+            bias: table.bias,
+            debounce: table.debounce,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bias {
+    PullUp,
+    PullDown,
+    Disabled,
+}
+
+/// A `[[sensor]]` table as written: every key any kind takes, so serde reports unknown keys and
+/// wrong types with their line; `SensorConfig` then keeps only what the kind takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SensorTable {
+    id: String,
+    kind: String,
+    #[serde(default = "default_measurement")]
+    measurement: String,
+    #[serde(default = "default_interval", with = "units::duration")]
+    interval: Duration,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    seed: Option<u64>,
+    bus: Option<PathBuf>,
+    address: Option<u8>,
+    chip: Option<String>,
+    line: Option<u32>,
+    line_name: Option<String>,
+    active_low: Option<bool>,
+    bias: Option<Bias>,
+    #[serde(default, with = "units::duration::option")]
+    debounce: Option<Duration>,
+    w1_root: Option<PathBuf>,
+    iio_root: Option<PathBuf>,
+    iio_device: Option<String>,
+    path: Option<PathBuf>,
+    serial: Option<String>,
+}
+
+impl SensorTable {
+    /// The kind-specific keys this table sets.
+    fn given_keys(&self) -> Vec<&'static str> {
+        let given = [
+            ("seed", self.seed.is_some()),
+            ("bus", self.bus.is_some()),
+            ("address", self.address.is_some()),
+            ("chip", self.chip.is_some()),
+            ("line", self.line.is_some()),
+            ("line_name", self.line_name.is_some()),
+            ("active_low", self.active_low.is_some()),
+            ("bias", self.bias.is_some()),
+            ("debounce", self.debounce.is_some()),
+            ("w1_root", self.w1_root.is_some()),
+            ("iio_root", self.iio_root.is_some()),
+            ("iio_device", self.iio_device.is_some()),
+            ("path", self.path.is_some()),
+            ("serial", self.serial.is_some()),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(key, set)| set.then_some(key))
+            .collect()
+    }
+}
+
+/// A key of a `[[sensor]]` table that its kind does not take, or a value it cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}`: {message}")]
+pub struct KeyError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl TryFrom<SensorTable> for SensorConfig {
+    type Error = KeyError;
+
+    fn try_from(table: SensorTable) -> Result<SensorConfig, KeyError> {
+        let kind = SensorKind::from_table(&table.kind, &table)?;
+        let accepted = kind.keys();
+        if let Some(key) = table
+            .given_keys()
+            .into_iter()
+            .find(|key| !accepted.contains(key))
+        {
+            return Err(KeyError {
+                key,
+                message: format!(
+                    "kind `{}` does not take `{key}`; it takes {} (and id, kind, measurement, interval, tags)",
+                    kind.name(),
+                    accepted.join(", ")
+                ),
+            });
+        }
+        Ok(SensorConfig {
+            id: table.id,
+            kind,
+            measurement: table.measurement,
+            interval: table.interval,
+            tags: table.tags,
+        })
+    }
+}
+
+fn default_measurement() -> String {
+    "iot_metrics".into()
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::kinds::all_names;
+    use super::*;
+    use crate::config::{Board, ConfigError};
+
+    fn load(text: &str) -> Result<Board, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("board.toml");
+        std::fs::write(&path, text).unwrap();
+        Board::load(&path)
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_refused_with_file_line_and_key() {
+        let text = "[[sensor]]\nid = \"T1\"\nkind = \"sht3x\"\nserial = \"28-01\"\n";
+        let err = load(text).unwrap_err().to_string();
+        assert!(
+            err.contains("board.toml:4: key `sensor[0].serial`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("kind `sht3x` does not take `serial`; it takes bus, address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_refused_key_is_found_in_the_right_sensor_table() {
+        let text = "[[sensor]]\nid = \"cpu\"\nkind = \"soc_temp\"\npath = \"/x\"\n\
+                    [[sensor]]\nid = \"T\"\nkind = \"simulated_climate\"\npath = \"/y\"\n";
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.contains(":8: key `sensor[1].path`"), "{err}");
+        assert!(err.contains("it takes seed"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_kind_lists_the_kinds_there_are() {
+        let err = load("[[sensor]]\nid = \"T\"\nkind = \"sht99\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":3: key `sensor[0].kind`"), "{err}");
+        assert!(err.contains("unknown kind `sht99`"), "{err}");
+        assert!(
+            err.contains("aht10") && err.contains("reed_switch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_gpio_sensor_without_a_line_is_refused() {
+        let err = load("[[sensor]]\nid = \"door\"\nkind = \"reed_switch\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":1: key `sensor[0].line`"), "{err}");
+        assert!(err.contains("needs `line`"), "{err}");
+    }
+
+    #[test]
+    fn every_kind_in_the_tables_round_trips_through_its_name() {
+        for name in all_names() {
+            let text = format!("id = \"s\"\nkind = \"{name}\"\nline_name = \"GPIO17\"\n");
+            let parsed: Result<SensorConfig, _> = toml::from_str(&text);
+            let parsed = match parsed {
+                // Only GPIO kinds take `line_name`; every other kind is parsed without it.
+                Err(_) => {
+                    toml::from_str::<SensorConfig>(&format!("id = \"s\"\nkind = \"{name}\"\n"))
+                }
+                ok => ok,
+            };
+            assert_eq!(parsed.expect(name).kind.name(), name);
+        }
+    }
+
+    #[test]
+    fn each_kind_keeps_the_settings_it_takes() {
+        let cfg: SensorConfig =
+            toml::from_str("id = \"T\"\nkind = \"aht10\"\naddress = 0x39\n").unwrap();
+        let settings = I2cSettings {
+            bus: None,
+            address: Some(0x39),
+        };
+        assert_eq!(cfg.kind, SensorKind::I2c(I2cChip::Aht10, settings));
+        let cfg: SensorConfig = toml::from_str(
+            "id = \"d\"\nkind = \"pir\"\nchip = \"gpiochip4\"\nline = 17\nactive_low = true\n",
+        )
+        .unwrap();
+        let line = GpioLine::Offset {
+            chip: Some("gpiochip4".into()),
+            line: 17,
+        };
+        match cfg.kind {
+            SensorKind::Gpio(GpioKind::Pir, settings) => {
+                assert_eq!(settings.line, line);
+                assert!(settings.active_low);
+            }
+            other => panic!("expected a PIR, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn event_kinds_are_the_gpio_and_simulated_edge_sensors() {
+        let with_events: Vec<_> = all_names()
+            .into_iter()
+            .filter(|name| {
+                let text = format!("id = \"s\"\nkind = \"{name}\"\nline = 1\n");
+                let cfg = toml::from_str::<SensorConfig>(&text).or_else(|_| {
+                    toml::from_str::<SensorConfig>(&format!("id = \"s\"\nkind = \"{name}\"\n"))
+                });
+                cfg.expect(name).kind.has_events()
+            })
+            .collect();
+        assert_eq!(
+            with_events,
+            ["simulated_motion", "simulated_door", "pir", "reed_switch"]
+        );
+    }
+}
