@@ -3,11 +3,14 @@
 //! into typed structs and validated once, at start; every error names the file, the line, the
 //! key and what was expected, because the person reading it is an installer in a barn.
 
+mod error;
 pub mod kinds;
 mod sensor;
 pub mod series;
 pub mod units;
 
+pub use error::ConfigError;
+use error::{find_line, read, toml_error};
 pub use kinds::{GpioKind, I2cChip, SimulatedKind, SysfsKind};
 pub use sensor::{
     Bias, GpioLine, GpioSettings, I2cSettings, KeyError, SensorConfig, SensorKind,
@@ -18,26 +21,6 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Why a board file could not be used. The message is meant for the person who wrote it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read at all.
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML, or a key has the wrong name, type or unit.
-    #[error("{path}:{line}: key `{key}`: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
-}
 
 /// A board file, parsed and checked.
 #[derive(Debug, Clone)]
@@ -208,6 +191,43 @@ pub struct UploadConfig {
     pub allow_plain_http: bool,
 }
 
+impl UploadConfig {
+    /// Keys an API version needs, and values serde cannot check. Returns the key and message.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let need = |key: &'static str, value: &Option<String>, api: &str| match value {
+            Some(v) if !v.is_empty() => Ok(()),
+            _ => Err((key, format!("api = \"{api}\" needs `{key}`"))),
+        };
+        match self.api {
+            Api::V1 => need("database", &self.database, "v1")?,
+            Api::V2 => {
+                need("org", &self.org, "v2")?;
+                need("bucket", &self.bucket, "v2")?;
+            }
+            Api::V3 => need("database", &self.database, "v3")?,
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err((
+                "url",
+                format!("expected an http:// or https:// URL, got `{}`", self.url),
+            ));
+        }
+        if self.token_env.is_some() && self.token_file.is_some() {
+            return Err((
+                "token_file",
+                "set either `token_env` or `token_file`, not both".into(),
+            ));
+        }
+        if self.batch_lines == 0 || self.batch_bytes < 1024 {
+            return Err((
+                "batch_lines",
+                "expected batch_lines ≥ 1 and batch_bytes ≥ 1KiB".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_batch_lines() -> usize {
     5000
 }
@@ -341,47 +361,9 @@ impl Board {
             }
         }
         if let Some(upload) = &self.upload {
-            let need = |key: &'static str, value: &Option<String>, api: &str| match value {
-                Some(v) if !v.is_empty() => Ok(()),
-                _ => Err((
-                    "upload",
-                    None,
-                    key,
-                    format!("api = \"{api}\" needs `{key}`"),
-                )),
-            };
-            match upload.api {
-                Api::V1 => need("database", &upload.database, "v1")?,
-                Api::V2 => {
-                    need("org", &upload.org, "v2")?;
-                    need("bucket", &upload.bucket, "v2")?;
-                }
-                Api::V3 => need("database", &upload.database, "v3")?,
-            }
-            if !(upload.url.starts_with("http://") || upload.url.starts_with("https://")) {
-                return Err((
-                    "upload",
-                    None,
-                    "url",
-                    format!("expected an http:// or https:// URL, got `{}`", upload.url),
-                ));
-            }
-            if upload.token_env.is_some() && upload.token_file.is_some() {
-                return Err((
-                    "upload",
-                    None,
-                    "token_file",
-                    "set either `token_env` or `token_file`, not both".into(),
-                ));
-            }
-            if upload.batch_lines == 0 || upload.batch_bytes < 1024 {
-                return Err((
-                    "upload",
-                    None,
-                    "batch_lines",
-                    "expected batch_lines ≥ 1 and batch_bytes ≥ 1KiB".into(),
-                ));
-            }
+            upload
+                .validate()
+                .map_err(|(key, message)| ("upload", None, key, message))?;
         }
         Ok(())
     }
@@ -412,69 +394,6 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Turn a TOML/serde error into file:line, the key at that line, and serde's expectation.
-fn toml_error(path: &Path, text: &str, err: toml::de::Error) -> ConfigError {
-    let offset = err.span().map(|s| s.start).unwrap_or(0);
-    let line = text[..offset.min(text.len())].matches('\n').count() + 1;
-    let line_text = text.lines().nth(line - 1).unwrap_or("");
-    let key_here = line_text.split('=').next().unwrap_or("").trim();
-    let section = text[..offset.min(text.len())]
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('['))
-        .map(|l| l.trim().trim_matches(|c| c == '[' || c == ']').to_string());
-    let key = match (section, line_text.contains('=')) {
-        (Some(s), true) => format!("{s}.{key_here}"),
-        (None, true) => key_here.to_string(),
-        (Some(s), false) => s,
-        (None, false) => "(top level)".into(),
-    };
-    ConfigError::Invalid {
-        path: path.to_path_buf(),
-        line,
-        key,
-        message: err.message().to_string(),
-    }
-}
-
-/// Find the line of `key` inside `[section]` (or the `index`th `[[section]]`), for errors found
-/// after parsing. Falls back to the section header, then to line 1.
-fn find_line(text: &str, section: &str, index: Option<usize>, key: &str) -> usize {
-    let mut seen = 0usize;
-    let mut in_section = section.is_empty();
-    let mut header_line = 1;
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.starts_with('[') {
-            let name = line.trim_matches(|c| c == '[' || c == ']').trim();
-            in_section = false;
-            if name == section {
-                if line.starts_with("[[") {
-                    in_section = index == Some(seen);
-                    seen += 1;
-                } else {
-                    in_section = true;
-                }
-                if in_section {
-                    header_line = n + 1;
-                }
-            }
-            continue;
-        }
-        if in_section && !key.is_empty() && line.split('=').next().map(str::trim) == Some(key) {
-            return n + 1;
-        }
-    }
-    header_line
 }
 
 #[cfg(test)]

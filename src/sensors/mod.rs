@@ -2,6 +2,17 @@
 //! which bus a value came from. I2C drivers are generic over embedded-hal 1.0 traits; sysfs
 //! readers take a root path; GPIO edge sensors read through an `EdgeSource` trait. Each kind
 //! of sensor also has a simulated twin that needs no hardware.
+//!
+//! Adding an I2C chip:
+//! 1. the driver, `sensors/i2c/<chip>.rs`: generic over `I2c` and `DelayNs`, with
+//!    `sensor_via_measure!` and tests against a mock bus;
+//! 2. one row in the I2C table in `config/kinds.rs` (variant, `kind` name, addresses with the
+//!    default first, what `scan` calls it); the compiler then asks for its arm in
+//!    `i2c::build`, the one place that names the driver;
+//! 3. its row in the README's `[[sensor]]` table.
+//!
+//! The board keys (`bus`, `address`) and the default address come with the bus. A kind on
+//! another bus is the same: a row in that bus's table, and every `match` the compiler points at.
 
 pub mod gpio;
 pub mod i2c;
