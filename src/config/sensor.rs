@@ -215,7 +215,9 @@ pub enum Bias {
 }
 
 /// A `[[sensor]]` table as written: every key any kind takes, so serde reports unknown keys and
-/// wrong types with their line; `SensorConfig` then keeps only what the kind takes.
+/// wrong types with their line; `SensorConfig` then keeps only what the kind takes. (A serde
+/// enum tagged by `kind` would buffer the table, and its errors would point at the
+/// `[[sensor]]` header instead of the key.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SensorTable {
@@ -388,6 +390,25 @@ mod tests {
             };
             assert_eq!(parsed.expect(name).kind.name(), name);
         }
+    }
+
+    #[test]
+    fn every_kind_specific_key_is_taken_by_some_kind() {
+        let every_key = "id = \"s\"\nkind = \"x\"\nseed = 1\nbus = \"/b\"\naddress = 1\n\
+                         chip = \"c\"\nline = 1\nline_name = \"n\"\nactive_low = true\n\
+                         bias = \"pull_up\"\ndebounce = \"1s\"\nw1_root = \"/w\"\n\
+                         iio_root = \"/i\"\niio_device = \"d\"\npath = \"/p\"\nserial = \"s\"\n";
+        let table: SensorTable = toml::from_str(every_key).unwrap();
+        let mut given = table.given_keys();
+        let mut taken: Vec<&str> = all_names()
+            .into_iter()
+            .flat_map(|name| SensorKind::from_table(name, &table).unwrap().keys())
+            .copied()
+            .collect();
+        given.sort_unstable();
+        taken.sort_unstable();
+        taken.dedup();
+        assert_eq!(given, taken);
     }
 
     #[test]
