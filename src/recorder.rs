@@ -20,6 +20,13 @@ pub const SPILL_LIMIT: usize = 4096;
 
 pub use crate::config::series::{SeriesPlan, INTERNAL_MEASUREMENT};
 
+/// A window commits early once this many readings are pending, so no sampling rate outruns the
+/// window: 100 sensors at 10 ms fill it in a tenth of a second and commit ten times a second.
+pub const COMMIT_BATCH: usize = 1024;
+
+/// ... or once their line protocol reaches this many bytes (a few wide readings).
+pub const COMMIT_BATCH_BYTES: usize = 256 * 1024;
+
 pub struct Recorder {
     queue: Queue,
     /// Series id of each sensor, by its index in the board file.
@@ -35,6 +42,8 @@ pub struct Recorder {
     next_metrics_ns: i64,
     trusted: Vec<NewReading>,
     held: Vec<HeldReading>,
+    /// Bytes of line protocol in `trusted` and `held`.
+    pending_bytes: usize,
     counters: BTreeMap<String, i64>,
     /// Held readings of this boot exist (in the queue or pending).
     holding: bool,
@@ -76,6 +85,7 @@ impl Recorder {
             metrics_interval,
             trusted: Vec::new(),
             held: Vec::new(),
+            pending_bytes: 0,
             counters: BTreeMap::new(),
             holding,
             release_offset: None,
@@ -160,6 +170,7 @@ impl Recorder {
         }
         let Some(fields) = set else { return };
         let event = kind == Kind::Event;
+        self.pending_bytes += fields.len();
         if stamp.trusted {
             if self.holding && self.release_offset.is_none() {
                 self.release_offset = Some(stamp.wall_ns - stamp.mono_ns);
@@ -182,7 +193,17 @@ impl Recorder {
                 event,
             });
         }
-        self.enforce_spill_limit();
+        if self.disk_trouble {
+            // The next window's commit retries the disk; meanwhile memory stays bounded.
+            self.enforce_spill_limit();
+        } else if self.pending() >= COMMIT_BATCH || self.pending_bytes >= COMMIT_BATCH_BYTES {
+            self.commit();
+        }
+    }
+
+    /// Readings waiting for the next commit.
+    pub fn pending(&self) -> usize {
+        self.trusted.len() + self.held.len()
     }
 
     /// Write what the window gathered. On failure everything stays pending (bounded) and the
@@ -226,6 +247,7 @@ impl Recorder {
                 }
                 self.trusted.clear();
                 self.held.clear();
+                self.pending_bytes = 0;
                 self.counters.clear();
             }
             Err(e) => {
@@ -233,6 +255,7 @@ impl Recorder {
                     log::error!("cannot write the queue ({e}); keeping up to {SPILL_LIMIT} readings in memory and retrying");
                     self.disk_trouble = true;
                 }
+                self.enforce_spill_limit();
                 return;
             }
         }
@@ -267,19 +290,14 @@ impl Recorder {
     /// Keep pending readings within `SPILL_LIMIT`: drop the oldest routine readings first,
     /// events only when nothing else is left.
     fn enforce_spill_limit(&mut self) {
-        while self.trusted.len() + self.held.len() > SPILL_LIMIT {
+        while self.pending() > SPILL_LIMIT {
             let victim = self.trusted.iter().position(|r| !r.event);
-            match victim {
-                Some(i) => {
-                    self.trusted.remove(i);
-                }
-                None if !self.held.is_empty() => {
-                    self.held.remove(0);
-                }
-                None => {
-                    self.trusted.remove(0);
-                }
-            }
+            let dropped = match victim {
+                Some(i) => self.trusted.remove(i).fields.len(),
+                None if !self.held.is_empty() => self.held.remove(0).fields.len(),
+                None => self.trusted.remove(0).fields.len(),
+            };
+            self.pending_bytes = self.pending_bytes.saturating_sub(dropped);
             *self
                 .counters
                 .entry(counter::DROPPED_FULL.into())
@@ -453,5 +471,50 @@ mod tests {
             10,
             "one health reading per minute for ten minutes"
         );
+    }
+
+    #[test]
+    fn ten_thousand_readings_a_second_for_a_minute_are_all_queued_and_pending_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+        let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
+        let time = Arc::new(TimeKeeper::new(clock.clone(), false, 0));
+        let sensors = 100;
+        let plan = SeriesPlan {
+            sensor_keys: (0..sensors).map(|i| format!("m,s={i}")).collect(),
+            sensor_ids: (0..sensors).map(|i| format!("S{i}")).collect(),
+            internal_key: "i".into(),
+        };
+        let mut rec = Recorder::new(
+            queue,
+            &plan,
+            time.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let mut most_pending = 0;
+        // 100 sensors every 10 ms: 10,000 readings a second, for 60 seconds.
+        for tick in 0..6_000i64 {
+            for sensor in 0..sensors {
+                rec.accept(Message::Reading(crate::reading::Reading {
+                    sensor,
+                    kind: Kind::Routine,
+                    fields: vec![("n", Value::Int(tick))],
+                    stamp: time.stamp(),
+                }));
+                most_pending = most_pending.max(rec.pending());
+            }
+            clock.advance(Duration::from_millis(10));
+            rec.close_due_windows();
+        }
+        rec.commit();
+        assert!(
+            most_pending <= COMMIT_BATCH,
+            "pending reached {most_pending}"
+        );
+        let c = rec.queue().counters().unwrap();
+        assert_eq!(c.get("dropped.dropped_full"), None, "{c:?}");
+        assert_eq!(rec.queue().stats().unwrap().depth, 600_000);
     }
 }
