@@ -1,15 +1,24 @@
 //! The agent: wires the parts into threads. One sampler thread for periodic sensors, one
 //! thread per event sensor, the recorder (the only writer of readings), the uploader, and the
-//! main thread, which waits for SIGTERM/SIGINT and keeps systemd informed.
+//! main thread, which waits for SIGTERM/SIGINT (stop) or SIGHUP (reload) and keeps systemd
+//! informed, pinging its watchdog only while the workers show progress.
 
+mod reload;
+mod uploading;
+mod watchdog;
+
+use crate::activity::Activity;
 use crate::clock::{Clock, SystemClock, TimeKeeper};
 use crate::config::Board;
+use crate::liveness::Liveness;
+use crate::os::signals::Request;
 use crate::queue::{Policy, Queue, QueueError};
 use crate::recorder::Recorder;
 use crate::sampler::{self, Slot};
 use crate::sensors::{self, DriverFactory};
 use crate::shutdown::Shutdown;
-use crate::upload::{ConnectError, Step, Uploader};
+use crate::upload::ConnectError;
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,6 +33,9 @@ pub enum AgentError {
     Upload(#[from] ConnectError),
     #[error(transparent)]
     Signals(#[from] crate::os::signals::SignalError),
+    /// A valid board file was accepted on SIGHUP but the fresh start failed.
+    #[error("cannot start afresh with the reloaded board file")]
+    Restart(#[from] crate::os::exec::ExecError),
     #[error("cannot start thread {name}")]
     Thread {
         name: String,
@@ -34,8 +46,6 @@ pub enum AgentError {
 
 /// How long the health reading waits between samples.
 const METRICS_INTERVAL: Duration = Duration::from_secs(60);
-/// How long the uploader sleeps when the queue is empty.
-const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a stopping agent waits for the uploader: it may be inside a request, and what it
 /// was sending is still queued, so there is no need to wait for the server.
 const UPLOADER_GRACE: Duration = Duration::from_secs(2);
@@ -71,40 +81,105 @@ pub fn open_queue(
     Ok((queue, time))
 }
 
-/// Run until SIGTERM or SIGINT; then stop sampling, commit what is pending and return.
-pub fn run(board: &Board) -> Result<(), AgentError> {
+/// Run until SIGTERM or SIGINT; then stop sampling, commit what is pending and return. On
+/// SIGHUP with a valid `board_path`, stop the same way and start afresh in place with it.
+pub fn run(board_path: &Path, board: &Board) -> Result<(), AgentError> {
     let device_id = crate::device::resolve_id(&board.device.id);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let (queue, time) = open_queue(board, clock.clone())?;
     let queue_path = queue.path().to_path_buf();
-    let state_dir = queue_path
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    let mut recorder = recorder(board, queue, &device_id, time.clone())?;
+    let (tick, grace) = watchdog::tick_and_grace();
+    let watch = watchdog::Watch {
+        liveness: Liveness::new(clock.clone(), grace),
+        activity: Arc::new(Activity::default()),
+        time: time.clone(),
+    };
+    let recorder = recorder(board, queue, &device_id, time.clone())?
+        .watched(watch.liveness.watch("recorder"), watch.activity.clone());
+    let shutdown = Shutdown::new();
+    let reload = Arc::new(reload::Reload::new(board_path));
+    let signals = {
+        let (stop, reload) = (shutdown.clone(), reload.clone());
+        crate::os::signals::SignalWatch::start(move |request| match request {
+            Request::Stop => stop.trigger(),
+            Request::Reload => reload.request(&stop, &mut crate::os::notify::send),
+        })?
+    };
+    let threads = start_threads(board, recorder, &device_id, &time, &shutdown, &watch)?;
+    log::info!(
+        "fieldlink {} running: device {device_id}, {} sensor(s), queue {}",
+        env!("CARGO_PKG_VERSION"),
+        board.sensors.len(),
+        queue_path.display()
+    );
+    let mut notify = crate::os::notify::send;
+    watchdog::keep_systemd_informed(clock.as_ref(), &shutdown, &watch, tick, &mut notify);
+    log::info!("stopping: committing pending readings");
+    threads.join(clock.as_ref());
+    drop(signals);
+    if reload.accepted() {
+        return Err(crate::os::exec::restart_in_place().into());
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The worker threads of a running agent.
+struct Threads {
+    sensors: Vec<JoinHandle<()>>,
+    recorder: JoinHandle<()>,
+    uploader: Option<JoinHandle<()>>,
+}
+
+impl Threads {
+    /// Sensors first (their channel closing ends the recorder's last window), then the
+    /// recorder's final commit; the uploader gets a short grace, as what it was sending is
+    /// still queued.
+    fn join(self, clock: &dyn Clock) {
+        for handle in self.sensors {
+            let _ = handle.join();
+        }
+        let _ = self.recorder.join();
+        if let Some(handle) = self.uploader {
+            wait_until(|| handle.is_finished(), clock, UPLOADER_GRACE);
+        }
+    }
+}
+
+/// Start the recorder, the sensor threads and (with an `[upload]` section) the uploader.
+fn start_threads(
+    board: &Board,
+    mut recorder: Recorder,
+    device_id: &str,
+    time: &Arc<TimeKeeper>,
+    shutdown: &Shutdown,
+    watch: &watchdog::Watch,
+) -> Result<Threads, AgentError> {
     // The uploader's own connection; the file was checked when the recorder's opened.
     let upload_queue = board
         .upload
         .as_ref()
         .map(|_| recorder.queue().reopen())
         .transpose()?;
-
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    let signals = crate::os::signals::TerminationWatch::start(move || stop.trigger())?;
     let (tx, rx) = mpsc::channel();
-    let recorder_thread = spawn("recorder", move || recorder.run(rx))?;
-    let sensor_threads = spawn_sensors(board, &state_dir, &time, tx, &shutdown)?;
-    let uploader_thread = match (&board.upload, upload_queue) {
+    let recorder = spawn("recorder", move || recorder.run(rx))?;
+    let sampler = watch.liveness.watch("sampler");
+    let sensors = spawn_sensors(board, time, tx, shutdown, sampler)?;
+    let uploader = match (&board.upload, upload_queue) {
         (Some(cfg), Some(queue)) => {
-            let uploader = crate::upload::connect(queue, cfg, &device_id, time.clone())?;
+            let uploader = crate::upload::connect(queue, cfg, device_id, time.clone())?;
             let start_delay = cfg
                 .start_delay_max
-                .mul_f64(crate::rng::Rng::from_text(&device_id).unit());
-            let (stop, clock) = (shutdown.clone(), clock.clone());
+                .mul_f64(crate::rng::Rng::from_text(device_id).unit());
+            let upload_watch = uploading::UploadWatch {
+                heartbeat: watch.liveness.watch("uploader"),
+                activity: watch.activity.clone(),
+                step_bound: uploading::step_bound(cfg.timeout, cfg.batch_lines),
+            };
+            let (stop, clock) = (shutdown.clone(), time.clock().clone());
             log::info!("uploading to {} ({:?})", cfg.url, cfg.api);
             Some(spawn("uploader", move || {
-                upload_loop(uploader, start_delay, clock.as_ref(), stop)
+                uploading::upload_loop(uploader, start_delay, clock.as_ref(), stop, upload_watch)
             })?)
         }
         _ => {
@@ -112,25 +187,11 @@ pub fn run(board: &Board) -> Result<(), AgentError> {
             None
         }
     };
-
-    log::info!(
-        "fieldlink {} running: device {device_id}, {} sensor(s), queue {}",
-        env!("CARGO_PKG_VERSION"),
-        board.sensors.len(),
-        queue_path.display()
-    );
-    keep_systemd_informed(clock.as_ref(), &shutdown);
-    log::info!("stopping: committing pending readings");
-    for handle in sensor_threads {
-        let _ = handle.join();
-    }
-    let _ = recorder_thread.join();
-    if let Some(handle) = uploader_thread {
-        wait_until(|| handle.is_finished(), clock.as_ref(), UPLOADER_GRACE);
-    }
-    drop(signals);
-    log::info!("stopped");
-    Ok(())
+    Ok(Threads {
+        sensors,
+        recorder,
+        uploader,
+    })
 }
 
 /// The recorder for this board, bounded by the board's queue policy.
@@ -159,11 +220,13 @@ fn recorder(
 /// One thread per event sensor and one sampler thread for all periodic sensors.
 fn spawn_sensors(
     board: &Board,
-    state_dir: &std::path::Path,
     time: &Arc<TimeKeeper>,
     tx: mpsc::Sender<sampler::Message>,
     shutdown: &Shutdown,
+    heartbeat: crate::liveness::Heartbeat,
 ) -> Result<Vec<JoinHandle<()>>, AgentError> {
+    let queue_path = board.queue.resolved_path();
+    let state_dir = queue_path.parent().unwrap_or(Path::new(""));
     let mut sensor_threads = Vec::new();
     let mut periodic = Vec::new();
     for (index, cfg) in board.sensors.iter().enumerate() {
@@ -182,61 +245,9 @@ fn spawn_sensors(
     }
     let (time, stop) = (time.clone(), shutdown.clone());
     sensor_threads.push(spawn("sampler", move || {
-        sampler::run_periodic(periodic, time, tx, stop)
+        sampler::run_periodic(periodic, time, tx, stop, heartbeat)
     })?);
     Ok(sensor_threads)
-}
-
-/// Tell systemd we are ready, ping its watchdog until shutdown, then say we are stopping.
-fn keep_systemd_informed(clock: &dyn Clock, shutdown: &Shutdown) {
-    crate::os::notify::send("READY=1\nSTATUS=sampling");
-    let tick = crate::os::notify::watchdog_interval().unwrap_or(Duration::from_secs(60));
-    while !clock.wait(tick, shutdown) {
-        crate::os::notify::send("WATCHDOG=1");
-    }
-    crate::os::notify::send("STOPPING=1\nSTATUS=committing and stopping");
-}
-
-fn upload_loop<O: crate::upload::Output>(
-    mut uploader: Uploader<O>,
-    start_delay: Duration,
-    clock: &dyn Clock,
-    stop: Shutdown,
-) {
-    if !start_delay.is_zero() {
-        log::info!(
-            "waiting {:.1?} before the first upload (spreads a fleet's reconnects)",
-            start_delay
-        );
-        if clock.wait(start_delay, &stop) {
-            return;
-        }
-    }
-    let mut offline = false;
-    loop {
-        let wait = match uploader.step() {
-            Ok(Step::Sent(_)) => {
-                offline = false;
-                uploader.pace_delay()
-            }
-            Ok(Step::Idle) => IDLE_POLL,
-            Ok(Step::Paused(pause)) => {
-                if !offline {
-                    let depth = uploader.queue().stats().map(|s| s.depth).unwrap_or(0);
-                    log::info!("queueing offline: {depth} reading(s) waiting on disk; uploads resume when the server answers");
-                    offline = true;
-                }
-                pause.delay
-            }
-            Err(e) => {
-                log::error!("upload: queue error: {e}");
-                Duration::from_secs(5)
-            }
-        };
-        if clock.wait(wait, &stop) || stop.is_triggered() {
-            return;
-        }
-    }
 }
 
 /// Poll `done` on `clock` until it says yes or `timeout` has passed; true when done.

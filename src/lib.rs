@@ -7,12 +7,14 @@
 
 #![deny(unsafe_code)]
 
+pub mod activity;
 pub mod agent;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod device;
 pub mod line_protocol;
+pub mod liveness;
 pub mod logging;
 pub mod os;
 pub mod queue;

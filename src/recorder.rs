@@ -4,8 +4,10 @@
 //! per reading, whether its timestamp can be trusted or must be held, releases held readings
 //! once the clock is trusted, and adds the agent's own health readings.
 
+use crate::activity::Activity;
 use crate::clock::TimeKeeper;
 use crate::line_protocol;
+use crate::liveness::Heartbeat;
 use crate::queue::{counter, Commit, HeldReading, NewReading, Policy, Queue, QueueError};
 use crate::reading::{Fields, Kind, Value};
 use crate::sampler::Message;
@@ -53,6 +55,10 @@ pub struct Recorder {
     disk_trouble: bool,
     retention: Option<Policy>,
     persisted_trusted_ns: i64,
+    /// Told at every turn of [`Recorder::run`], so a commit that hangs stops the watchdog.
+    heartbeat: Option<Heartbeat>,
+    /// Told when the disk stops or starts taking writes.
+    activity: Option<Arc<Activity>>,
 }
 
 impl Recorder {
@@ -93,6 +99,8 @@ impl Recorder {
             disk_trouble: false,
             retention: None,
             persisted_trusted_ns: i64::MIN / 2,
+            heartbeat: None,
+            activity: None,
         })
     }
 
@@ -100,6 +108,13 @@ impl Recorder {
     pub fn with_retention(mut self, policy: Policy) -> Recorder {
         self.queue.set_budget(policy.max_bytes);
         self.retention = Some(policy);
+        self
+    }
+
+    /// Report progress to the watchdog and disk trouble to the status line.
+    pub fn watched(mut self, heartbeat: Heartbeat, activity: Arc<Activity>) -> Recorder {
+        self.heartbeat = Some(heartbeat);
+        self.activity = Some(activity);
         self
     }
 
@@ -111,11 +126,18 @@ impl Recorder {
     /// each window's end and once more at the very end.
     pub fn run(mut self, rx: Receiver<Message>) {
         loop {
-            match rx.recv_timeout(self.close_due_windows()) {
+            let wait = self.close_due_windows();
+            if let Some(heartbeat) = &self.heartbeat {
+                heartbeat.within(wait);
+            }
+            match rx.recv_timeout(wait) {
                 Ok(message) => self.accept(message),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.commit();
+                    if let Some(heartbeat) = &self.heartbeat {
+                        heartbeat.finished();
+                    }
                     return;
                 }
             }
@@ -240,7 +262,7 @@ impl Recorder {
             Ok(()) => {
                 if self.disk_trouble {
                     log::info!("queue writes work again");
-                    self.disk_trouble = false;
+                    self.set_disk_trouble(false);
                 }
                 if let Some(newest) = self.newest_trusted_ns.take() {
                     self.time.saw_trusted(newest);
@@ -253,7 +275,7 @@ impl Recorder {
             Err(e) => {
                 if !self.disk_trouble {
                     log::error!("cannot write the queue ({e}); keeping up to {SPILL_LIMIT} readings in memory and retrying");
-                    self.disk_trouble = true;
+                    self.set_disk_trouble(true);
                 }
                 self.enforce_spill_limit();
                 return;
@@ -284,6 +306,13 @@ impl Recorder {
                     self.release_offset = Some(offset);
                 }
             }
+        }
+    }
+
+    fn set_disk_trouble(&mut self, trouble: bool) {
+        self.disk_trouble = trouble;
+        if let Some(activity) = &self.activity {
+            activity.set_disk_full(trouble);
         }
     }
 
@@ -353,168 +382,4 @@ pub fn disk_write_bytes() -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::{build_time_ns, ManualClock};
-
-    fn reading(n: i64, kind: Kind, time: &TimeKeeper) -> Message {
-        Message::Reading(crate::reading::Reading {
-            sensor: 0,
-            kind,
-            fields: vec![("n", Value::Int(n))],
-            stamp: time.stamp(),
-        })
-    }
-
-    #[test]
-    fn a_full_disk_keeps_a_bounded_spill_in_memory_drops_routine_first_and_writes_when_space_returns(
-    ) {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
-        let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
-        let time = Arc::new(TimeKeeper::new(clock, false, 0));
-        let plan = SeriesPlan {
-            sensor_keys: vec!["m".into()],
-            sensor_ids: vec!["S".into()],
-            internal_key: "i".into(),
-        };
-        let mut rec = Recorder::new(
-            queue,
-            &plan,
-            time.clone(),
-            Duration::from_secs(5),
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-        // SQLite answers SQLITE_FULL once the file would pass this many pages: a full disk.
-        let pages: i64 = rec
-            .queue()
-            .conn()
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .unwrap();
-        rec.queue()
-            .conn()
-            .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
-            .unwrap();
-        rec.accept(reading(-1, Kind::Event, &time));
-        for n in 0..(SPILL_LIMIT as i64 + 100) {
-            rec.accept(reading(n, Kind::Routine, &time));
-        }
-        rec.commit(); // fails: nothing more is lost, nothing grows past the bound
-        rec.accept(reading(-2, Kind::Routine, &time));
-        rec.commit();
-        assert!(rec.disk_trouble);
-        assert_eq!(rec.trusted.len(), SPILL_LIMIT);
-        assert!(
-            rec.trusted.iter().any(|r| r.event),
-            "the event survives the spill limit"
-        );
-        rec.queue()
-            .conn()
-            .execute_batch("PRAGMA max_page_count = 1073741823;")
-            .unwrap();
-        rec.commit();
-        assert!(!rec.disk_trouble);
-        let c = rec.queue().counters().unwrap();
-        assert_eq!(
-            (c["queued"], c["dropped.dropped_full"]),
-            (SPILL_LIMIT as i64, 102)
-        );
-        let events: i64 = rec
-            .queue()
-            .conn()
-            .query_row("SELECT count(*) FROM readings WHERE event = 1", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(events, 1);
-    }
-
-    #[test]
-    fn commits_once_per_window_and_adds_health_once_per_interval_on_the_agents_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
-        let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
-        let time = Arc::new(TimeKeeper::new(clock.clone(), false, 0));
-        let plan = SeriesPlan {
-            sensor_keys: vec!["m".into()],
-            sensor_ids: vec!["S".into()],
-            internal_key: "i".into(),
-        };
-        let (window, metrics) = (Duration::from_secs(5), Duration::from_secs(60));
-        let mut rec = Recorder::new(queue, &plan, time.clone(), window, metrics).unwrap();
-        let mut depths = Vec::new();
-        for n in 1..=600 {
-            rec.accept(reading(n, Kind::Routine, &time));
-            clock.advance(Duration::from_secs(1));
-            let left = rec.close_due_windows();
-            assert_eq!(left, Duration::from_secs(5 - n as u64 % 5), "second {n}");
-            if n <= 12 {
-                depths.push(rec.queue().stats().unwrap().depth);
-            }
-        }
-        // Nothing reaches the disk inside a window; each window ends in one commit.
-        assert_eq!(depths, [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]);
-        let mut per_series = |series: &str| -> i64 {
-            rec.queue()
-                .conn()
-                .query_row(
-                    "SELECT count(*) FROM readings JOIN series ON series.id = readings.series WHERE series.key = ?1",
-                    [series],
-                    |r| r.get(0),
-                )
-                .unwrap()
-        };
-        assert_eq!(per_series("m"), 600);
-        assert_eq!(
-            per_series("i"),
-            10,
-            "one health reading per minute for ten minutes"
-        );
-    }
-
-    #[test]
-    fn ten_thousand_readings_a_second_for_a_minute_are_all_queued_and_pending_stays_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("q.db")).unwrap();
-        let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
-        let time = Arc::new(TimeKeeper::new(clock.clone(), false, 0));
-        let sensors = 100;
-        let plan = SeriesPlan {
-            sensor_keys: (0..sensors).map(|i| format!("m,s={i}")).collect(),
-            sensor_ids: (0..sensors).map(|i| format!("S{i}")).collect(),
-            internal_key: "i".into(),
-        };
-        let mut rec = Recorder::new(
-            queue,
-            &plan,
-            time.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-        let mut most_pending = 0;
-        // 100 sensors every 10 ms: 10,000 readings a second, for 60 seconds.
-        for tick in 0..6_000i64 {
-            for sensor in 0..sensors {
-                rec.accept(Message::Reading(crate::reading::Reading {
-                    sensor,
-                    kind: Kind::Routine,
-                    fields: vec![("n", Value::Int(tick))],
-                    stamp: time.stamp(),
-                }));
-                most_pending = most_pending.max(rec.pending());
-            }
-            clock.advance(Duration::from_millis(10));
-            rec.close_due_windows();
-        }
-        rec.commit();
-        assert!(
-            most_pending <= COMMIT_BATCH,
-            "pending reached {most_pending}"
-        );
-        let c = rec.queue().counters().unwrap();
-        assert_eq!(c.get("dropped.dropped_full"), None, "{c:?}");
-        assert_eq!(rec.queue().stats().unwrap().depth, 600_000);
-    }
-}
+mod tests;

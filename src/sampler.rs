@@ -243,19 +243,24 @@ impl Periodic {
 }
 
 /// Run every periodic sensor on its interval until shutdown.
+/// Each turn promises the watchdog the next within the wait, so a sensor read that hangs
+/// stops the pings.
 pub fn run_periodic(
     slots: Vec<Slot<dyn Sensor>>,
     time: Arc<TimeKeeper>,
     out: Sender<Message>,
     shutdown: Shutdown,
+    heartbeat: crate::liveness::Heartbeat,
 ) {
     let clock = time.clock().clone();
     let mut sampler = Periodic::new(slots, time, out);
     while let Next::Wait(wait) = sampler.run_due(&shutdown) {
+        heartbeat.within(wait);
         if clock.wait(wait, &shutdown) {
-            return;
+            break;
         }
     }
+    heartbeat.finished();
 }
 
 /// Run one event sensor (PIR, reed switch): each edge becomes an `Event` reading as it happens,
@@ -484,11 +489,13 @@ mod tests {
 
     #[test]
     fn the_real_loop_stops_on_shutdown_without_reading() {
-        let (_clock, time) = manual_time();
+        let (clock, time) = manual_time();
         let (tx, rx) = mpsc::channel();
         let shutdown = Shutdown::new();
         shutdown.trigger();
-        run_periodic(vec![slot(0, vec![])], time, tx, shutdown);
+        let liveness = crate::liveness::Liveness::new(clock, Duration::from_secs(1));
+        let heartbeat = liveness.watch("sampler");
+        run_periodic(vec![slot(0, vec![])], time, tx, shutdown, heartbeat);
         assert_eq!(rx.try_iter().count(), 0);
     }
 }

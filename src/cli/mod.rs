@@ -51,7 +51,7 @@ where
         Command::Help(name) => println!("{}", name.help()),
         Command::Version => println!("fieldlink {}", env!("CARGO_PKG_VERSION")),
         Command::Scan { bus } => read::scan(&bus)?,
-        Command::Run { board } => crate::agent::run(&Board::load(&board)?)?,
+        Command::Run { board } => crate::agent::run(&board, &Board::load(&board)?)?,
         Command::Check { board } => check::check(&Board::load(&board)?)?,
         Command::Read { board, format } => read::read(&Board::load(&board)?, format)?,
         Command::Status { board, format } => {

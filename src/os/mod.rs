@@ -3,6 +3,7 @@
 //! `source()`. This is the only module allowed to use `unsafe`; everything else calls these
 //! wrappers, so a review of the crate's unsafe code is a review of this folder.
 
+pub mod exec;
 pub mod fs;
 pub mod malloc;
 pub mod notify;

@@ -1,12 +1,13 @@
-//! Signals: SIGTERM and SIGINT ask the agent to stop; SIGPIPE ends commands that print.
+//! Signals: SIGTERM and SIGINT ask the agent to stop, SIGHUP to reload its board file; SIGPIPE
+//! ends commands that print.
 
 use std::io;
 
 /// A signal disposition the kernel or signal-hook refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
-    /// Installing the SIGTERM/SIGINT handlers failed.
-    #[error("cannot install the SIGTERM/SIGINT handlers")]
+    /// Installing the SIGTERM/SIGINT/SIGHUP handlers failed.
+    #[error("cannot install the SIGTERM/SIGINT/SIGHUP handlers")]
     Register(#[source] io::Error),
     /// The thread that waits for the signals could not start.
     #[error("cannot start the signal thread")]
@@ -30,32 +31,45 @@ pub fn end_on_a_closed_pipe() -> Result<(), SignalError> {
     Ok(())
 }
 
-/// Watches for SIGTERM and SIGINT from a small thread blocked on signal-hook's pipe; dropping
-/// it stops watching.
-pub struct TerminationWatch {
+/// What a signal asks of the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// SIGTERM or SIGINT: commit and exit.
+    Stop,
+    /// SIGHUP: read the board file again.
+    Reload,
+}
+
+/// Watches for SIGTERM, SIGINT and SIGHUP from a small thread blocked on signal-hook's pipe;
+/// dropping it stops watching.
+pub struct SignalWatch {
     handle: signal_hook::iterator::Handle,
 }
 
-impl TerminationWatch {
-    /// Call `on_signal` once, from the watching thread, when SIGTERM or SIGINT arrives.
-    pub fn start(on_signal: impl FnOnce() + Send + 'static) -> Result<Self, SignalError> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+impl SignalWatch {
+    /// Call `on_signal`, from the watching thread, for every signal that arrives.
+    pub fn start(mut on_signal: impl FnMut(Request) + Send + 'static) -> Result<Self, SignalError> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
             .map_err(SignalError::Register)?;
         let handle = signals.handle();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                if signals.forever().next().is_some() {
-                    on_signal();
+                for signal in signals.forever() {
+                    on_signal(if signal == SIGHUP {
+                        Request::Reload
+                    } else {
+                        Request::Stop
+                    });
                 }
             })
             .map_err(SignalError::Thread)?;
-        Ok(TerminationWatch { handle })
+        Ok(SignalWatch { handle })
     }
 }
 
-impl Drop for TerminationWatch {
+impl Drop for SignalWatch {
     fn drop(&mut self) {
         self.handle.close();
     }
@@ -67,16 +81,19 @@ mod tests {
 
     #[test]
     #[allow(unsafe_code)]
-    fn sigterm_calls_the_watcher_instead_of_ending_the_process() {
+    fn sigterm_and_sighup_call_the_watcher_instead_of_ending_the_process() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let watch = TerminationWatch::start(move || {
-            let _ = tx.send(());
+        let watch = SignalWatch::start(move |request| {
+            let _ = tx.send(request);
         })
         .unwrap();
+        let wait = std::time::Duration::from_secs(5);
         // SAFETY: raise only sends a signal to this process, whose handler signal-hook installed.
+        assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+        assert_eq!(rx.recv_timeout(wait), Ok(Request::Reload));
+        // SAFETY: as above.
         assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
-        rx.recv_timeout(std::time::Duration::from_secs(5))
-            .expect("the watcher saw SIGTERM");
+        assert_eq!(rx.recv_timeout(wait), Ok(Request::Stop));
         drop(watch);
     }
 }

@@ -9,6 +9,9 @@ pub enum TimeError {
     /// clock_gettime(CLOCK_BOOTTIME) failed (only on kernels older than 2.6.39).
     #[error("cannot read CLOCK_BOOTTIME")]
     Boottime(#[source] io::Error),
+    /// clock_gettime(CLOCK_MONOTONIC) failed.
+    #[error("cannot read CLOCK_MONOTONIC")]
+    Monotonic(#[source] io::Error),
     /// adjtimex(2) in read-only mode failed.
     #[error("cannot read the kernel's clock state (adjtimex)")]
     Adjtimex(#[source] io::Error),
@@ -29,6 +32,24 @@ pub fn boottime_ns() -> Result<i64, TimeError> {
         return Err(TimeError::Boottime(io::Error::last_os_error()));
     }
     Ok(i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec))
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd wants it with `RELOADING=1`
+/// (`MONOTONIC_USEC=`).
+// time_t and c_long are 32-bit on armv7: the conversions are needed there, not on x86_64.
+#[allow(unsafe_code, clippy::useless_conversion)]
+pub fn monotonic_usec() -> Result<u64, TimeError> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return Err(TimeError::Monotonic(io::Error::last_os_error()));
+    }
+    let usec = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_nsec) / 1_000;
+    Ok(u64::try_from(usec).unwrap_or(0))
 }
 
 /// Whether the kernel says its wall clock is synchronised: adjtimex(2) in read-only mode,
@@ -56,5 +77,6 @@ mod tests {
         let b = boottime_ns().unwrap();
         assert!(a > 0 && b - a >= 2_000_000, "{a} then {b}");
         assert!(kernel_synchronised().is_ok());
+        assert!(monotonic_usec().unwrap() > 0);
     }
 }

@@ -1,0 +1,164 @@
+//! The recorder's windows, early commits and disk-full spill, on a manual clock.
+
+use super::*;
+use crate::clock::{build_time_ns, ManualClock};
+
+fn reading(n: i64, kind: Kind, time: &TimeKeeper) -> Message {
+    Message::Reading(crate::reading::Reading {
+        sensor: 0,
+        kind,
+        fields: vec![("n", Value::Int(n))],
+        stamp: time.stamp(),
+    })
+}
+
+#[test]
+fn a_full_disk_keeps_a_bounded_spill_in_memory_drops_routine_first_and_writes_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+    let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
+    let time = Arc::new(TimeKeeper::new(clock, false, 0));
+    let plan = SeriesPlan {
+        sensor_keys: vec!["m".into()],
+        sensor_ids: vec!["S".into()],
+        internal_key: "i".into(),
+    };
+    let mut rec = Recorder::new(
+        queue,
+        &plan,
+        time.clone(),
+        Duration::from_secs(5),
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    // SQLite answers SQLITE_FULL once the file would pass this many pages: a full disk.
+    let pages: i64 = rec
+        .queue()
+        .conn()
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    rec.queue()
+        .conn()
+        .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
+        .unwrap();
+    rec.accept(reading(-1, Kind::Event, &time));
+    for n in 0..(SPILL_LIMIT as i64 + 100) {
+        rec.accept(reading(n, Kind::Routine, &time));
+    }
+    rec.commit(); // fails: nothing more is lost, nothing grows past the bound
+    rec.accept(reading(-2, Kind::Routine, &time));
+    rec.commit();
+    assert!(rec.disk_trouble);
+    assert_eq!(rec.trusted.len(), SPILL_LIMIT);
+    assert!(
+        rec.trusted.iter().any(|r| r.event),
+        "the event survives the spill limit"
+    );
+    rec.queue()
+        .conn()
+        .execute_batch("PRAGMA max_page_count = 1073741823;")
+        .unwrap();
+    rec.commit();
+    assert!(!rec.disk_trouble);
+    let c = rec.queue().counters().unwrap();
+    assert_eq!(
+        (c["queued"], c["dropped.dropped_full"]),
+        (SPILL_LIMIT as i64, 102)
+    );
+    let events: i64 = rec
+        .queue()
+        .conn()
+        .query_row("SELECT count(*) FROM readings WHERE event = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(events, 1);
+}
+
+#[test]
+fn commits_once_per_window_and_adds_health_once_per_interval_on_the_agents_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+    let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
+    let time = Arc::new(TimeKeeper::new(clock.clone(), false, 0));
+    let plan = SeriesPlan {
+        sensor_keys: vec!["m".into()],
+        sensor_ids: vec!["S".into()],
+        internal_key: "i".into(),
+    };
+    let (window, metrics) = (Duration::from_secs(5), Duration::from_secs(60));
+    let mut rec = Recorder::new(queue, &plan, time.clone(), window, metrics).unwrap();
+    let mut depths = Vec::new();
+    for n in 1..=600 {
+        rec.accept(reading(n, Kind::Routine, &time));
+        clock.advance(Duration::from_secs(1));
+        let left = rec.close_due_windows();
+        assert_eq!(left, Duration::from_secs(5 - n as u64 % 5), "second {n}");
+        if n <= 12 {
+            depths.push(rec.queue().stats().unwrap().depth);
+        }
+    }
+    // Nothing reaches the disk inside a window; each window ends in one commit.
+    assert_eq!(depths, [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]);
+    let mut per_series = |series: &str| -> i64 {
+        rec.queue()
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM readings JOIN series ON series.id = readings.series WHERE series.key = ?1",
+                [series],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(per_series("m"), 600);
+    assert_eq!(
+        per_series("i"),
+        10,
+        "one health reading per minute for ten minutes"
+    );
+}
+
+#[test]
+fn ten_thousand_readings_a_second_for_a_minute_are_all_queued_and_pending_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+    let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
+    let time = Arc::new(TimeKeeper::new(clock.clone(), false, 0));
+    let sensors = 100;
+    let plan = SeriesPlan {
+        sensor_keys: (0..sensors).map(|i| format!("m,s={i}")).collect(),
+        sensor_ids: (0..sensors).map(|i| format!("S{i}")).collect(),
+        internal_key: "i".into(),
+    };
+    let mut rec = Recorder::new(
+        queue,
+        &plan,
+        time.clone(),
+        Duration::from_secs(10),
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let mut most_pending = 0;
+    // 100 sensors every 10 ms: 10,000 readings a second, for 60 seconds.
+    for tick in 0..6_000i64 {
+        for sensor in 0..sensors {
+            rec.accept(Message::Reading(crate::reading::Reading {
+                sensor,
+                kind: Kind::Routine,
+                fields: vec![("n", Value::Int(tick))],
+                stamp: time.stamp(),
+            }));
+            most_pending = most_pending.max(rec.pending());
+        }
+        clock.advance(Duration::from_millis(10));
+        rec.close_due_windows();
+    }
+    rec.commit();
+    assert!(
+        most_pending <= COMMIT_BATCH,
+        "pending reached {most_pending}"
+    );
+    let c = rec.queue().counters().unwrap();
+    assert_eq!(c.get("dropped.dropped_full"), None, "{c:?}");
+    assert_eq!(rec.queue().stats().unwrap().depth, 600_000);
+}
