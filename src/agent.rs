@@ -118,6 +118,10 @@ pub fn run(board_path: &Path, board: &Board) -> Result<(), AgentError> {
     threads.join(clock.as_ref());
     drop(signals);
     if reload.accepted() {
+        if let Err(e) = crate::os::signals::ignore_hangup() {
+            log::warn!("{e}: a SIGHUP during the fresh start would end the agent");
+        }
+        log::info!("stopped; starting afresh with the reloaded board file");
         return Err(crate::os::exec::restart_in_place().into());
     }
     log::info!("stopped");

@@ -63,6 +63,11 @@ fn a_valid_board_takes_over_on_sighup_and_no_pending_reading_is_lost() {
         (agent.log_text().matches(" running: device").count() == 2).then_some(())
     });
     std::thread::sleep(Duration::from_millis(1000));
+    // The fresh start watches for SIGHUP again.
+    hangup(&agent);
+    wait_until(Duration::from_secs(20), "the second fresh start", || {
+        (agent.log_text().matches(" running: device").count() == 3).then_some(())
+    });
     assert!(agent.is_running(), "{}", agent.log_text());
     let log = agent.log_text();
     assert!(log.contains("reloading"), "{log}");

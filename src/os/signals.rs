@@ -12,6 +12,9 @@ pub enum SignalError {
     /// The thread that waits for the signals could not start.
     #[error("cannot start the signal thread")]
     Thread(#[source] io::Error),
+    /// signal(2) refused to ignore SIGHUP.
+    #[error("cannot ignore SIGHUP")]
+    IgnoreHangup(#[source] io::Error),
     /// signal(2) refused to reset SIGPIPE.
     #[error("cannot reset SIGPIPE to its default")]
     Sigpipe(#[source] io::Error),
@@ -27,6 +30,19 @@ pub fn end_on_a_closed_pipe() -> Result<(), SignalError> {
     let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if previous == libc::SIG_ERR {
         return Err(SignalError::Sigpipe(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Ignore SIGHUP from now on, and across execve(2), which keeps ignored signals ignored: a
+/// SIGHUP that arrives while the agent starts afresh must not end it (the default action) before
+/// the fresh start watches for it again.
+#[allow(unsafe_code)]
+pub fn ignore_hangup() -> Result<(), SignalError> {
+    // SAFETY: setting a signal to be ignored; no handler is involved.
+    let previous = unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        return Err(SignalError::IgnoreHangup(io::Error::last_os_error()));
     }
     Ok(())
 }
