@@ -15,8 +15,8 @@ struct Worker {
     deadline_ns: AtomicI64,
 }
 
-/// A worker's side: it calls [`Heartbeat::within`] whenever it makes progress.
-#[derive(Clone)]
+/// A worker's side: it calls [`Heartbeat::within`] whenever it makes progress. Dropping it
+/// (the worker ended on purpose) stops watching; a panic unwinding past it does not.
 pub struct Heartbeat {
     worker: Arc<Worker>,
     clock: Arc<dyn Clock>,
@@ -34,10 +34,13 @@ impl Heartbeat {
             .saturating_add(duration_ns(self.grace));
         self.worker.deadline_ns.store(deadline, Ordering::Relaxed);
     }
+}
 
-    /// The worker has finished on purpose (shutdown): it is no longer watched.
-    pub fn finished(&self) {
-        self.worker.deadline_ns.store(i64::MAX, Ordering::Relaxed);
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.worker.deadline_ns.store(i64::MAX, Ordering::Relaxed);
+        }
     }
 }
 
@@ -114,8 +117,23 @@ mod tests {
         recorder.within(Duration::from_secs(1));
         clock.advance(Duration::from_secs(60));
         assert_eq!(liveness.stalled(), ["sampler", "recorder"]);
-        sampler.finished();
+        drop(sampler);
         recorder.within(Duration::ZERO);
         assert!(liveness.stalled().is_empty());
+    }
+
+    #[test]
+    fn a_worker_that_panicked_stays_watched_and_stalls() {
+        let clock = Arc::new(ManualClock::new(0, true, "b"));
+        let liveness = Liveness::new(clock.clone(), Duration::from_secs(1));
+        let recorder = liveness.watch("recorder");
+        let ended = std::thread::spawn(move || {
+            let _heartbeat = recorder;
+            panic!("a bug in the recorder");
+        })
+        .join();
+        assert!(ended.is_err());
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(liveness.stalled(), ["recorder"]);
     }
 }

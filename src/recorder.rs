@@ -135,9 +135,6 @@ impl Recorder {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.commit();
-                    if let Some(heartbeat) = &self.heartbeat {
-                        heartbeat.finished();
-                    }
                     return;
                 }
             }

@@ -242,9 +242,7 @@ impl Periodic {
     }
 }
 
-/// Run every periodic sensor on its interval until shutdown.
-/// Each turn promises the watchdog the next within the wait, so a sensor read that hangs
-/// stops the pings.
+/// Run every periodic sensor on its interval until shutdown; a read that hangs stops the beats.
 pub fn run_periodic(
     slots: Vec<Slot<dyn Sensor>>,
     time: Arc<TimeKeeper>,
@@ -257,10 +255,9 @@ pub fn run_periodic(
     while let Next::Wait(wait) = sampler.run_due(&shutdown) {
         heartbeat.within(wait);
         if clock.wait(wait, &shutdown) {
-            break;
+            return;
         }
     }
-    heartbeat.finished();
 }
 
 /// Run one event sensor (PIR, reed switch): each edge becomes an `Event` reading as it happens,
@@ -493,9 +490,8 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let shutdown = Shutdown::new();
         shutdown.trigger();
-        let liveness = crate::liveness::Liveness::new(clock, Duration::from_secs(1));
-        let heartbeat = liveness.watch("sampler");
-        run_periodic(vec![slot(0, vec![])], time, tx, shutdown, heartbeat);
+        let live = crate::liveness::Liveness::new(clock, Duration::from_secs(1));
+        run_periodic(vec![slot(0, vec![])], time, tx, shutdown, live.watch("s"));
         assert_eq!(rx.try_iter().count(), 0);
     }
 }

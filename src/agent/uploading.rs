@@ -43,7 +43,6 @@ pub fn upload_loop<O: crate::upload::Output>(
         );
         watch.heartbeat.within(start_delay);
         if clock.wait(start_delay, &stop) {
-            watch.heartbeat.finished();
             return;
         }
     }
@@ -77,7 +76,6 @@ pub fn upload_loop<O: crate::upload::Output>(
         // Waiting out a pause or an idle queue is progress too.
         watch.heartbeat.within(wait);
         if clock.wait(wait, &stop) || stop.is_triggered() {
-            watch.heartbeat.finished();
             return;
         }
     }
