@@ -38,7 +38,10 @@ pub fn dead_letter(board: &Board, action: DeadLetter) -> Result<(), CliError> {
             println!("{n} dead letter(s) moved back to the queue");
         }
         DeadLetter::Purge { older_than } => {
-            let before = SystemClock::default().wall_ns() - older_than.as_nanos() as i64;
+            let older_than_ns = i64::try_from(older_than.as_nanos()).unwrap_or(i64::MAX);
+            let before = SystemClock::default()
+                .wall_ns()
+                .saturating_sub(older_than_ns);
             let n = queue.purge_dead_letters(before)?;
             println!("{n} dead letter(s) purged");
         }

@@ -1,8 +1,16 @@
-//! Human units in board files: durations like `"10s"` and sizes like `"64MiB"`.
+//! Human units in board files: durations like `"10s"` and sizes like `"64MiB"`, read with
+//! an upper bound (so no later clock arithmetic can overflow) and written back the same way.
 
 use std::time::Duration;
 
-/// Parse `"10ms"`, `"5s"`, `"2m"`, `"1h"`, `"7d"` (one number, one unit).
+/// The longest duration anything accepts: 100 years. Added to a clock reading it still fits
+/// in i64 nanoseconds (which run out after 292 years), so no timer or deadline can overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+/// The largest size anything accepts: 1 TiB, far above any SD card, and exact in an f64.
+pub const MAX_SIZE: u64 = 1 << 40;
+
+/// Parse `"10ms"`, `"5s"`, `"2m"`, `"1h"`, `"7d"` (one number, one unit), at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -24,7 +32,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(number * seconds_per_unit))
+    let seconds = number * seconds_per_unit;
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "`{text}` is too long; a duration is at most 100 years (\"36500d\")"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Parse `"64MiB"`, `"1MB"`, `"512KiB"`, `"1048576"` into bytes.
@@ -51,7 +65,49 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    Ok((number * multiplier as f64) as u64)
+    let bytes = number * multiplier as f64;
+    if bytes > MAX_SIZE as f64 {
+        return Err(format!("`{text}` is too large; a size is at most 1TiB"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A duration as a board file writes it: the largest unit that says it exactly (`"30d"`,
+/// `"10s"`, `"250ms"`), or seconds with a fraction.
+pub fn format_duration(duration: Duration) -> String {
+    let nanos = duration.as_nanos();
+    if nanos % 1_000_000 != 0 {
+        return format!("{}s", duration.as_secs_f64());
+    }
+    let ms = nanos / 1_000_000;
+    let units: [(u128, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+    ];
+    for (size, unit) in units {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// A size as a board file writes it: whole binary units where exact (`"64MiB"`), else the
+/// largest unit it reaches with one decimal (`"2.1MiB"`), bytes below 1 KiB.
+pub fn format_size(bytes: u64) -> String {
+    let units: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in units {
+        if bytes >= size {
+            return if bytes % size == 0 {
+                format!("{}{unit}", bytes / size)
+            } else {
+                format!("{:.1}{unit}", bytes as f64 / size as f64)
+            };
+        }
+    }
+    format!("{bytes}B")
 }
 
 /// Serde adapter so a board file's duration strings deserialize with an error at their line.
@@ -104,6 +160,36 @@ mod tests {
         assert!(parse_duration("10 parsecs")
             .unwrap_err()
             .contains("unknown unit"));
+    }
+
+    #[test]
+    fn durations_past_100_years_are_refused_not_a_panic() {
+        let huge = parse_duration("99999999999999999999999ms").unwrap_err();
+        assert!(huge.contains("at most 100 years"), "{huge}");
+        assert!(parse_duration("36501d").is_err());
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        let sizes = parse_size("99999999999999999999999GiB").unwrap_err();
+        assert!(sizes.contains("at most 1TiB"), "{sizes}");
+        assert_eq!(parse_size("1024GiB").unwrap(), MAX_SIZE);
+    }
+
+    #[test]
+    fn durations_and_sizes_are_written_as_a_board_file_writes_them() {
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(format_duration(Duration::from_secs(30 * 86400)), "30d");
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_size(64 << 20), "64MiB");
+        assert_eq!(format_size(2_202_009), "2.1MiB");
+        assert_eq!(format_size(512), "512B");
+        for text in ["10s", "30d", "64MiB", "512KiB"] {
+            let round = match parse_duration(text) {
+                Ok(d) => format_duration(d),
+                Err(_) => format_size(parse_size(text).unwrap()),
+            };
+            assert_eq!(round, text);
+        }
     }
 
     #[test]
