@@ -1,16 +1,21 @@
 //! `dead-letter`: list, re-queue or delete the lines the server refused.
 
 use super::args::{DeadLetter, Format};
+use super::existing_queue;
 use super::CliError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Board;
-use crate::queue::Queue;
+use crate::queue::{Access, Selection};
 
 /// How many dead letters `list` shows at most.
 const LIST_LIMIT: usize = 1000;
 
 pub fn dead_letter(board: &Board, action: DeadLetter) -> Result<(), CliError> {
-    let mut queue = Queue::open(&board.queue.resolved_path())?;
+    let access = match action {
+        DeadLetter::List { .. } => Access::ReadOnly,
+        DeadLetter::Retry(_) | DeadLetter::Purge { .. } => Access::ReadWrite,
+    };
+    let mut queue = existing_queue::open(board, access)?;
     match action {
         DeadLetter::List { format } => {
             let letters = queue.dead_letters(LIST_LIMIT)?;
@@ -35,6 +40,12 @@ pub fn dead_letter(board: &Board, action: DeadLetter) -> Result<(), CliError> {
         }
         DeadLetter::Retry(which) => {
             let n = queue.retry_dead_letters(which)?;
+            if n == 0 {
+                return Err(CliError::NothingToRetry(match which {
+                    Selection::One(id) => format!("no dead letter #{id}"),
+                    Selection::All => "no dead letters".to_string(),
+                }));
+            }
             println!("{n} dead letter(s) moved back to the queue");
         }
         DeadLetter::Purge { older_than } => {

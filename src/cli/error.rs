@@ -2,7 +2,9 @@
 //! the command line or the board file is wrong.
 
 use super::args::UsageError;
+use super::sync::Tally;
 use crate::agent::AgentError;
+use crate::config::units::format_duration;
 use crate::config::ConfigError;
 use crate::queue::QueueError;
 use crate::upload::endpoint::EndpointError;
@@ -32,9 +34,19 @@ pub enum CliError {
     /// The board's `[upload]` endpoint or token is unusable.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
-    /// `status` or `dead-letter` on a board whose agent has never run.
+    /// `status`, `sync` or `dead-letter` on a board whose agent has never run.
     #[error("no queue at {} yet: has `fieldlink run` started with this board?", .0.display())]
     NoQueue(PathBuf),
+    /// `status`, `sync` or `dead-letter` on a queue file this user may not open.
+    #[error("cannot open the queue at {} (run as the agent's user, or as a member of its group)", .path.display())]
+    QueueUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `dead-letter retry` found nothing to move back.
+    #[error("{0}: nothing moved")]
+    NothingToRetry(String),
     /// `sync` on a board that uploads nowhere.
     #[error("the board has no [upload] section")]
     NoUpload,
@@ -49,11 +61,11 @@ pub enum CliError {
     #[error("{failed} of {total} sensor(s) could not be read")]
     Unreadable { failed: usize, total: usize },
     /// `sync` met an answer that will not change before its timeout.
-    #[error("sync gave up: {reason} ({sent} reading(s) sent, the rest stay queued)")]
-    SyncGaveUp { reason: String, sent: usize },
+    #[error("sync gave up: {reason} ({tally})")]
+    SyncGaveUp { reason: String, tally: Tally },
     /// `sync` ran out of time while the server was still accepting.
-    #[error("sync timed out after {timeout:?}: {sent} reading(s) sent, the rest stay queued")]
-    SyncTimedOut { timeout: Duration, sent: usize },
+    #[error("sync timed out after {}: {tally}", format_duration(*.timeout))]
+    SyncTimedOut { timeout: Duration, tally: Tally },
 }
 
 impl CliError {

@@ -9,6 +9,7 @@ mod args_tests;
 mod check;
 mod dead_letter;
 mod error;
+mod existing_queue;
 pub mod help;
 mod read;
 pub mod status;

@@ -1,10 +1,11 @@
 //! `status`: one [`StatusReport`] built from the queue file and the clock, and two renderings
 //! of it, text for people and JSON for scripts (whose keys scripts and tests rely on).
 
+use super::existing_queue;
 use super::CliError;
 use crate::clock::{Clock, SystemClock, TimeKeeper};
 use crate::config::Board;
-use crate::queue::{counter, Queue};
+use crate::queue::{counter, Access};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -79,10 +80,7 @@ impl StatusReport {
     /// Read the board's queue and the system clock. The queue must exist already.
     pub fn gather(board: &Board) -> Result<StatusReport, CliError> {
         let path = board.queue.resolved_path();
-        if !path.exists() {
-            return Err(CliError::NoQueue(path));
-        }
-        let queue = Queue::open(&path)?;
+        let queue = existing_queue::open(board, Access::ReadOnly)?;
         let stats = queue.stats()?;
         let mut counters = queue.counters()?;
         for name in NAMED_COUNTERS {

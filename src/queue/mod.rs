@@ -9,6 +9,7 @@
 mod acks;
 mod batch;
 mod dead_letters;
+mod existing;
 mod files;
 mod held;
 mod retention;
@@ -19,6 +20,7 @@ mod upkeep;
 
 pub use batch::{Batch, LineSink};
 pub use dead_letters::{split_line, DeadLetter, RecordedAt, Selection};
+pub use existing::Access;
 pub use held::Settled;
 pub use retention::{Enforced, Policy};
 pub use stats::{counter, QueueStats};
