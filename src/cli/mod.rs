@@ -73,18 +73,16 @@ where
     Ok(())
 }
 
-/// Say what went wrong, once: a usage error with the help of the command it concerns, any
-/// other error with its chain of causes. Failed work goes through the logger, so under
-/// systemd it carries the error priority; with logging off it still reaches stderr.
+/// Say what went wrong, once, with the error priority when stderr is the journal: a usage
+/// error with the help of the command it concerns, any other error with its chain of causes.
 fn report(error: &CliError) {
     match error {
         CliError::Usage(usage) => {
             let help = usage.topic.map_or(help::OVERVIEW, |name| name.help());
-            eprintln!("fieldlink: {usage}\n\n{help}");
+            crate::logging::print_fatal(&usage.to_string());
+            eprintln!("\n{help}");
         }
-        CliError::Board(_) => eprintln!("fieldlink: {}", error.chain()),
-        _ if log::log_enabled!(log::Level::Error) => log::error!("{}", error.chain()),
-        _ => eprintln!("fieldlink: {}", error.chain()),
+        _ => crate::logging::print_fatal(&error.chain()),
     }
 }
 
