@@ -14,6 +14,7 @@ pub mod help;
 mod read;
 pub mod status;
 mod sync;
+mod when;
 
 pub use args::{parse, Command, UsageError};
 pub use error::CliError;

@@ -2,14 +2,17 @@
 //! of it, text for people and JSON for scripts (whose keys scripts and tests rely on).
 
 use super::existing_queue;
+use super::when::time_and_age;
 use super::CliError;
 use crate::clock::{Clock, SystemClock, TimeKeeper};
+use crate::config::units::{format_duration, format_size};
 use crate::config::Board;
 use crate::queue::{counter, Access};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every named counter, so the JSON rendering shows each one, zero or not.
 const NAMED_COUNTERS: [&str; 11] = [
@@ -30,6 +33,8 @@ const NAMED_COUNTERS: [&str; 11] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusReport {
     pub queue: PathBuf,
+    /// When the report was made (wall clock, ns since the epoch): times are printed from it.
+    pub now_ns: i64,
     /// Readings waiting for upload, and how long ago the oldest was sampled.
     pub depth: i64,
     pub oldest_age_ns: Option<i64>,
@@ -39,6 +44,7 @@ pub struct StatusReport {
     pub dead_letters: i64,
     pub bytes: u64,
     pub max_bytes: u64,
+    pub max_age: Duration,
     pub last_upload: Option<String>,
     pub clock: ClockState,
     pub disk: Disk,
@@ -109,6 +115,7 @@ impl StatusReport {
             dead_letters: stats.dead_letters,
             bytes: stats.bytes,
             max_bytes: board.queue.max_bytes,
+            max_age: board.queue.max_age,
             last_upload: queue.meta("last_upload")?,
             clock: clock_state,
             disk: Disk {
@@ -117,6 +124,7 @@ impl StatusReport {
             },
             counters,
             queue: path,
+            now_ns: now,
         })
     }
 
@@ -140,24 +148,26 @@ impl StatusReport {
         })
     }
 
-    /// The rendering for people: one aligned line per subject.
+    /// The rendering for people: one aligned line per subject, times in RFC 3339 with their
+    /// age, sizes and durations in the units a board file uses.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let mib = |bytes: u64| bytes as f64 / 1048576.0;
+        let at = |age_ns: i64| time_and_age(self.now_ns - age_ns, self.now_ns);
         let waiting_oldest = self
             .oldest_age_ns
-            .map(|ns| format!(", oldest sampled {} ago", human_age(ns)))
+            .map(|ns| format!(", oldest sampled {}", at(ns)))
             .unwrap_or_default();
         let held_oldest = self
             .oldest_held_age_ns
-            .map(|ns| format!(", oldest {} ago by its own clock", human_age(ns)))
+            .map(|ns| format!(", oldest {} by its own clock", at(ns)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "queue        {} ({:.1} of {:.1} MiB)",
+            "queue        {} ({} of {}, kept up to {})",
             self.queue.display(),
-            mib(self.bytes),
-            mib(self.max_bytes)
+            format_size(self.bytes),
+            format_size(self.max_bytes),
+            format_duration(self.max_age)
         );
         let _ = writeln!(
             out,
@@ -172,13 +182,35 @@ impl StatusReport {
         let _ = writeln!(out, "dead letters {}", self.dead_letters);
         let _ = writeln!(out, "disk         {}", self.disk.describe());
         let _ = writeln!(out, "clock        {}", self.clock.describe());
+        let last_upload = self
+            .last_upload
+            .as_deref()
+            .map(|note| self.upload_note(note));
         let _ = writeln!(
             out,
             "last upload  {}",
-            self.last_upload.as_deref().unwrap_or("never")
+            last_upload.as_deref().unwrap_or("never")
         );
         self.counters_text(&mut out);
         out
+    }
+
+    /// The uploader's note (`ok at <ns>`, `paused <s>s: <reason>`) with its time and delay
+    /// written for people.
+    fn upload_note(&self, note: &str) -> String {
+        if let Some(ns) = note.strip_prefix("ok at ").and_then(|t| t.parse().ok()) {
+            return format!("ok at {}", time_and_age(ns, self.now_ns));
+        }
+        let paused = note
+            .strip_prefix("paused ")
+            .and_then(|rest| rest.split_once("s: "));
+        if let Some((secs, reason)) = paused {
+            if let Ok(secs) = secs.parse() {
+                let delay = format_duration(Duration::from_secs(secs));
+                return format!("paused {delay}: {reason}");
+            }
+        }
+        note.to_string()
     }
 
     fn counters_text(&self, out: &mut String) {
@@ -210,29 +242,22 @@ impl Disk {
     fn describe(&self) -> String {
         match self.free_bytes {
             Some(bytes) if self.full => format!(
-                "FULL ({bytes} bytes free): new readings wait in memory (up to {}) and are written when space returns",
+                "FULL ({} free): new readings wait in memory (up to {}) and are written when space returns",
+                format_size(bytes),
                 crate::recorder::SPILL_LIMIT
             ),
-            Some(bytes) => format!("{:.1} MiB free", bytes as f64 / 1048576.0),
+            Some(bytes) => format!("{} free", format_size(bytes)),
             None => "free space unknown".into(),
         }
-    }
-}
-
-/// An age as people read it: seconds, then minutes, hours and minutes, days and hours.
-fn human_age(ns: i64) -> String {
-    let s = (ns.max(0) / 1_000_000_000) as u64;
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2026-12-01T15:04:05Z.
+    const NOW_NS: i64 = 1_796_137_445 * 1_000_000_000;
 
     fn report() -> StatusReport {
         let counters = [
@@ -244,6 +269,7 @@ mod tests {
         .collect();
         StatusReport {
             queue: "/var/lib/fieldlink/queue.db".into(),
+            now_ns: NOW_NS,
             depth: 3,
             oldest_age_ns: Some(90 * 60 * 1_000_000_000),
             held: 0,
@@ -251,7 +277,8 @@ mod tests {
             dead_letters: 1,
             bytes: 2 * 1048576,
             max_bytes: 64 * 1048576,
-            last_upload: Some("ok 204".into()),
+            max_age: Duration::from_secs(30 * 86400),
+            last_upload: Some(format!("ok at {}", NOW_NS - 192 * 1_000_000_000)),
             clock: ClockState::Trusted,
             disk: Disk {
                 free_bytes: Some(10 * 1048576),
@@ -271,20 +298,30 @@ mod tests {
         assert_eq!(json["dead_letters"], 1);
         assert_eq!(json["clock"], "trusted");
         assert_eq!(json["disk_full"], false);
-        assert_eq!(json["last_upload"], "ok 204");
+        assert_eq!(
+            json["last_upload"],
+            format!("ok at {}", NOW_NS - 192 * 1_000_000_000)
+        );
         assert_eq!(json["counters"]["uploaded"], 9);
         let text = report.to_text();
         assert!(
-            text.contains("waiting      3 reading(s), oldest sampled 90m ago"),
+            text.contains(
+                "waiting      3 reading(s), oldest sampled 2026-12-01T13:34:05Z (1h 30m ago)"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("queue        /var/lib/fieldlink/queue.db (2.0 of 64.0 MiB)"),
+            text.contains(
+                "queue        /var/lib/fieldlink/queue.db (2MiB of 64MiB, kept up to 30d)"
+            ),
             "{text}"
         );
         assert!(text.contains("dead letters 1\n"), "{text}");
-        assert!(text.contains("disk         10.0 MiB free\n"), "{text}");
-        assert!(text.contains("last upload  ok 204\n"), "{text}");
+        assert!(text.contains("disk         10MiB free\n"), "{text}");
+        assert!(
+            text.contains("last upload  ok at 2026-12-01T15:00:53Z (3m 12s ago)\n"),
+            "{text}"
+        );
         assert!(text.contains("sampled      12    uploaded 9\n"), "{text}");
         assert!(text.contains("sensor error t1 = 2\n"), "{text}");
     }
@@ -301,24 +338,22 @@ mod tests {
         report.clock = ClockState::NotSynchronised;
         let text = report.to_text();
         assert!(
-            text.contains("held         4 reading(s) waiting for a trusted clock, oldest 3s ago by its own clock"),
+            text.contains("held         4 reading(s) waiting for a trusted clock, oldest 2026-12-01T15:04:02Z (3s ago) by its own clock"),
             "{text}"
         );
-        assert!(
-            text.contains("disk         FULL (1000 bytes free)"),
-            "{text}"
-        );
+        assert!(text.contains("disk         FULL (1000B free)"), "{text}");
         assert!(text.contains("clock        not synchronised"), "{text}");
         assert_eq!(report.to_json()["oldest_held_age_s"], 3.0);
     }
 
     #[test]
-    fn ages_read_in_the_largest_useful_unit() {
-        let s = 1_000_000_000;
-        assert_eq!(human_age(59 * s), "59s");
-        assert_eq!(human_age(300 * s), "5m");
-        assert_eq!(human_age((3 * 3600 + 5 * 60) * s), "3h05m");
-        assert_eq!(human_age((2 * 86400 + 7 * 3600) * s), "2d07h");
-        assert_eq!(human_age(-5 * s), "0s");
+    fn a_paused_upload_says_its_delay_in_board_units() {
+        let mut report = report();
+        report.last_upload = Some("paused 300s: server answered 503".into());
+        let text = report.to_text();
+        assert!(
+            text.contains("last upload  paused 5m: server answered 503\n"),
+            "{text}"
+        );
     }
 }
