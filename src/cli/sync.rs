@@ -38,8 +38,10 @@ struct Observer {
 }
 
 impl Observer {
+    /// A connection of its own that only reads; not a read-only one, which would take a
+    /// queue no agent has open as immutable and miss what this sync changes.
     fn new(board: &Board) -> Result<Observer, CliError> {
-        let queue = existing_queue::open(board, Access::ReadOnly)?;
+        let queue = existing_queue::open(board, Access::ReadWrite)?;
         let dead_letters_before = queue.stats()?.dead_letters;
         Ok(Observer {
             queue,
