@@ -67,7 +67,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     let bytes = number * multiplier as f64;
     if bytes > MAX_SIZE as f64 {
-        return Err(format!("`{text}` is too large; a size is at most 1TiB"));
+        return Err(format!(
+            "`{text}` is too large; a size is at most 1024GiB (1 TiB)"
+        ));
     }
     Ok(bytes as u64)
 }
@@ -169,7 +171,7 @@ mod tests {
         assert!(parse_duration("36501d").is_err());
         assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
         let sizes = parse_size("99999999999999999999999GiB").unwrap_err();
-        assert!(sizes.contains("at most 1TiB"), "{sizes}");
+        assert!(sizes.contains("at most 1024GiB"), "{sizes}");
         assert_eq!(parse_size("1024GiB").unwrap(), MAX_SIZE);
     }
 
