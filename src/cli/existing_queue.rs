@@ -16,7 +16,7 @@ pub fn open(board: &Board, access: Access) -> Result<Queue, CliError> {
 }
 
 /// Whether the queue file is there and this user may open it, said precisely.
-pub fn ensure_present(path: &Path) -> Result<(), CliError> {
+fn ensure_present(path: &Path) -> Result<(), CliError> {
     match std::fs::File::open(path) {
         Ok(_) => Ok(()),
         Err(e) => Err(why_not(path, e)),
