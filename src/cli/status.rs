@@ -198,8 +198,12 @@ impl StatusReport {
     /// The uploader's note (`ok at <ns>`, `paused <s>s: <reason>`) with its time and delay
     /// written for people.
     fn upload_note(&self, note: &str) -> String {
-        if let Some(ns) = note.strip_prefix("ok at ").and_then(|t| t.parse().ok()) {
-            return format!("ok at {}", time_and_age(ns, self.now_ns));
+        if let Some(rest) = note.strip_prefix("ok at ") {
+            let (ns, after) = rest.split_once(' ').unwrap_or((rest, ""));
+            if let Ok(ns) = ns.parse() {
+                let space = if after.is_empty() { "" } else { " " };
+                return format!("ok at {}{space}{after}", time_and_age(ns, self.now_ns));
+            }
         }
         let paused = note
             .strip_prefix("paused ")
@@ -347,8 +351,19 @@ mod tests {
     }
 
     #[test]
-    fn a_paused_upload_says_its_delay_in_board_units() {
+    fn upload_notes_say_their_time_and_delay_for_people() {
         let mut report = report();
+        report.last_upload = Some(format!(
+            "ok at {} or later (clock not trusted)",
+            NOW_NS - 60 * 1_000_000_000
+        ));
+        assert!(
+            report.to_text().contains(
+                "last upload  ok at 2026-12-01T15:03:05Z (1m 0s ago) or later (clock not trusted)\n"
+            ),
+            "{}",
+            report.to_text()
+        );
         report.last_upload = Some("paused 300s: server answered 503".into());
         let text = report.to_text();
         assert!(
