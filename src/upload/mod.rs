@@ -17,6 +17,7 @@ mod backoff;
 pub mod endpoint;
 pub mod influx_http;
 pub mod output;
+pub mod mqtt;
 mod pack;
 mod policy;
 mod schedule;

@@ -1,0 +1,550 @@
+//! The MQTT packets fieldlink sends and receives, as bytes: MQTT 5 (OASIS Standard, 7 March
+//! 2019) and 3.1.1. Only what a publishing client needs (plus SUBSCRIBE for tests and tools):
+//! CONNECT with a will, CONNACK with the server's limits, PUBLISH at QoS 0-2 and its
+//! acknowledgements with reason codes, PINGREQ/PINGRESP and DISCONNECT. Hand-written because
+//! the whole of it is smaller than any crate's dependency tree, and it needs no async runtime.
+
+use super::reason::ReasonCode;
+use std::io::Read;
+
+/// Which protocol revision a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// MQTT 5: acknowledgements carry reason codes, so a refused publish is seen.
+    V5,
+    /// MQTT 3.1.1: a broker acknowledges even a publish it discards.
+    V311,
+}
+
+impl Protocol {
+    fn level(self) -> u8 {
+        match self {
+            Protocol::V5 => 5,
+            Protocol::V311 => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QoS {
+    AtMostOnce = 0,
+    AtLeastOnce = 1,
+    ExactlyOnce = 2,
+}
+
+/// Why bytes from the broker are not a packet we understand.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The connection failed or ended while a packet was read.
+    #[error("reading from the broker: {0}")]
+    Io(#[from] std::io::Error),
+    /// A packet ended before a field it announced.
+    #[error("malformed {0} packet: too short")]
+    Truncated(&'static str),
+    /// A remaining length or property length over its 4-byte limit.
+    #[error("malformed variable byte integer")]
+    BadVarInt,
+    #[error("packet of {0} bytes is over the {1}-byte limit")]
+    TooLong(usize, usize),
+    #[error("unexpected packet type {0:#04x}")]
+    UnknownType(u8),
+    #[error("unknown property {0:#04x}")]
+    UnknownProperty(u8),
+    #[error("a string is not UTF-8")]
+    NotUtf8,
+}
+
+/// The will: what the broker publishes for us when the connection dies without a DISCONNECT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Will<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connect<'a> {
+    pub protocol: Protocol,
+    pub client_id: &'a str,
+    pub keepalive_secs: u16,
+    /// Off keeps the session (and unacknowledged messages) across reconnects.
+    pub clean_start: bool,
+    /// MQTT 5 only: how long the broker keeps the session after a disconnect.
+    pub session_expiry_secs: u32,
+    pub will: Option<Will<'a>>,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a [u8]>,
+}
+
+/// What the broker said to CONNECT; the limits are MQTT 5 properties (absent: no limit).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnAck {
+    pub session_present: bool,
+    pub reason: ReasonCode,
+    pub properties: Properties,
+}
+
+/// The MQTT 5 properties fieldlink acts on or reports; others are read and skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Properties {
+    pub session_expiry: Option<u32>,
+    pub receive_maximum: Option<u16>,
+    pub maximum_packet_size: Option<u32>,
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<bool>,
+    pub server_keepalive: Option<u16>,
+    pub assigned_client_id: Option<String>,
+    pub reason_string: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub dup: bool,
+    /// 0 for QoS 0, which has none.
+    pub packet_id: u16,
+}
+
+/// The four acknowledgements of the QoS 1 and 2 flows share one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckKind {
+    PubAck = 4,
+    PubRec = 5,
+    PubRel = 6,
+    PubComp = 7,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub kind: AckKind,
+    pub packet_id: u16,
+    pub reason: ReasonCode,
+    pub reason_string: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Packet {
+    ConnAck(ConnAck),
+    Publish(Publish),
+    Ack(Ack),
+    SubAck {
+        packet_id: u16,
+        reasons: Vec<u8>,
+    },
+    PingReq,
+    PingResp,
+    Disconnect {
+        reason: ReasonCode,
+        reason_string: Option<String>,
+    },
+}
+
+pub const PINGREQ: [u8; 2] = [0xC0, 0x00];
+
+/// CONNECT, whole.
+pub fn connect(c: &Connect) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64);
+    put_str(&mut body, "MQTT");
+    body.push(c.protocol.level());
+    body.push(connect_flags(c));
+    body.extend_from_slice(&c.keepalive_secs.to_be_bytes());
+    if c.protocol == Protocol::V5 {
+        let mut props = Vec::new();
+        if c.session_expiry_secs > 0 {
+            props.push(0x11);
+            props.extend_from_slice(&c.session_expiry_secs.to_be_bytes());
+        }
+        put_properties(&mut body, &props);
+    }
+    put_str(&mut body, c.client_id);
+    if let Some(will) = &c.will {
+        if c.protocol == Protocol::V5 {
+            put_properties(&mut body, &[]);
+        }
+        put_str(&mut body, will.topic);
+        put_bytes(&mut body, will.payload);
+    }
+    if let Some(user) = c.username {
+        put_str(&mut body, user);
+    }
+    if let Some(password) = c.password {
+        put_bytes(&mut body, password);
+    }
+    frame(0x10, &body)
+}
+
+fn connect_flags(c: &Connect) -> u8 {
+    let mut flags = 0;
+    if c.username.is_some() {
+        flags |= 0x80;
+    }
+    if c.password.is_some() {
+        flags |= 0x40;
+    }
+    if let Some(will) = &c.will {
+        flags |= 0x04 | (will.qos as u8) << 3;
+        if will.retain {
+            flags |= 0x20;
+        }
+    }
+    if c.clean_start {
+        flags |= 0x02;
+    }
+    flags
+}
+
+/// Everything of a PUBLISH but its payload, so a large payload is written without a copy.
+/// The packet is this header followed by `payload_len` bytes.
+pub fn publish_header(
+    protocol: Protocol,
+    topic: &str,
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    packet_id: u16,
+    payload_len: usize,
+) -> Vec<u8> {
+    let mut variable = Vec::with_capacity(topic.len() + 8);
+    put_str(&mut variable, topic);
+    if qos != QoS::AtMostOnce {
+        variable.extend_from_slice(&packet_id.to_be_bytes());
+    }
+    if protocol == Protocol::V5 {
+        put_properties(&mut variable, &[]);
+    }
+    let flags = (dup as u8) << 3 | (qos as u8) << 1 | retain as u8;
+    let mut out = Vec::with_capacity(variable.len() + 5);
+    out.push(0x30 | flags);
+    put_varint(&mut out, variable.len() + payload_len);
+    out.extend_from_slice(&variable);
+    out
+}
+
+/// A PUBACK, PUBREC, PUBREL or PUBCOMP. A success without a reason string is the short form
+/// (just the packet id), which both protocol versions read.
+pub fn ack(protocol: Protocol, ack: &Ack) -> Vec<u8> {
+    let mut body = ack.packet_id.to_be_bytes().to_vec();
+    if protocol == Protocol::V5
+        && (ack.reason != ReasonCode::SUCCESS || ack.reason_string.is_some())
+    {
+        body.push(ack.reason.0);
+        let mut props = Vec::new();
+        if let Some(text) = &ack.reason_string {
+            props.push(0x1F);
+            put_str(&mut props, text);
+        }
+        put_properties(&mut body, &props);
+    }
+    let flags = if ack.kind == AckKind::PubRel { 0x02 } else { 0 };
+    frame((ack.kind as u8) << 4 | flags, &body)
+}
+
+/// SUBSCRIBE to one topic filter.
+pub fn subscribe(protocol: Protocol, packet_id: u16, filter: &str, qos: QoS) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    if protocol == Protocol::V5 {
+        put_properties(&mut body, &[]);
+    }
+    put_str(&mut body, filter);
+    body.push(qos as u8);
+    frame(0x82, &body)
+}
+
+/// DISCONNECT; MQTT 5 carries a reason (0x04 asks the broker to publish the will anyway).
+pub fn disconnect(protocol: Protocol, reason: ReasonCode) -> Vec<u8> {
+    match protocol {
+        Protocol::V5 if reason != ReasonCode::SUCCESS => frame(0xE0, &[reason.0, 0]),
+        _ => vec![0xE0, 0x00],
+    }
+}
+
+fn frame(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.push(first);
+    put_varint(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+fn put_properties(out: &mut Vec<u8>, props: &[u8]) {
+    put_varint(out, props.len());
+    out.extend_from_slice(props);
+}
+
+/// A Variable Byte Integer (MQTT 5 section 1.5.5): 7 bits a byte, least significant first.
+pub fn put_varint(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let mut byte = (value % 128) as u8;
+        value /= 128;
+        if value > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if value == 0 {
+            return;
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, text: &str) {
+    put_bytes(out, text.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Read one packet from the broker: its fixed header, then a body of at most `max_len` bytes.
+pub fn read_packet(
+    reader: &mut impl Read,
+    protocol: Protocol,
+    max_len: usize,
+) -> Result<Packet, CodecError> {
+    let mut first = [0u8; 1];
+    reader.read_exact(&mut first)?;
+    let mut len = 0usize;
+    for shift in 0..4 {
+        let mut byte = [0u8; 1];
+        reader.read_exact(&mut byte)?;
+        len |= ((byte[0] & 0x7F) as usize) << (7 * shift);
+        if byte[0] & 0x80 == 0 {
+            if len > max_len {
+                return Err(CodecError::TooLong(len, max_len));
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body)?;
+            return decode(first[0], &body, protocol);
+        }
+    }
+    Err(CodecError::BadVarInt)
+}
+
+/// A packet from its first byte and its body (what follows the remaining length).
+pub fn decode(first: u8, body: &[u8], protocol: Protocol) -> Result<Packet, CodecError> {
+    let mut r = Cursor {
+        bytes: body,
+        name: packet_name(first),
+    };
+    let v5 = protocol == Protocol::V5;
+    match first >> 4 {
+        2 => {
+            let session_present = r.u8()? & 1 == 1;
+            let code = r.u8()?;
+            let reason = if v5 {
+                ReasonCode(code)
+            } else {
+                ReasonCode::from_v3_connack(code)
+            };
+            let properties = if v5 && !r.is_empty() {
+                r.properties()?
+            } else {
+                Properties::default()
+            };
+            Ok(Packet::ConnAck(ConnAck {
+                session_present,
+                reason,
+                properties,
+            }))
+        }
+        3 => decode_publish(first, &mut r, v5),
+        4..=7 => decode_ack(first, &mut r, v5),
+        9 => {
+            let packet_id = r.u16()?;
+            if v5 {
+                r.properties()?;
+            }
+            Ok(Packet::SubAck {
+                packet_id,
+                reasons: r.rest().to_vec(),
+            })
+        }
+        12 => Ok(Packet::PingReq),
+        13 => Ok(Packet::PingResp),
+        14 => {
+            let reason = if r.is_empty() {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode(r.u8()?)
+            };
+            let props = if r.is_empty() {
+                Properties::default()
+            } else {
+                r.properties()?
+            };
+            Ok(Packet::Disconnect {
+                reason,
+                reason_string: props.reason_string,
+            })
+        }
+        _ => Err(CodecError::UnknownType(first)),
+    }
+}
+
+fn decode_publish(first: u8, r: &mut Cursor, v5: bool) -> Result<Packet, CodecError> {
+    let qos = match (first >> 1) & 3 {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    let topic = r.string()?;
+    let packet_id = if qos == QoS::AtMostOnce { 0 } else { r.u16()? };
+    if v5 {
+        r.properties()?;
+    }
+    Ok(Packet::Publish(Publish {
+        topic,
+        payload: r.rest().to_vec(),
+        qos,
+        retain: first & 1 == 1,
+        dup: first & 0x08 != 0,
+        packet_id,
+    }))
+}
+
+fn decode_ack(first: u8, r: &mut Cursor, v5: bool) -> Result<Packet, CodecError> {
+    let kind = match first >> 4 {
+        4 => AckKind::PubAck,
+        5 => AckKind::PubRec,
+        6 => AckKind::PubRel,
+        _ => AckKind::PubComp,
+    };
+    let packet_id = r.u16()?;
+    // MQTT 5 3.4.2.1: no reason code means success; no property length means none.
+    let reason = if v5 && !r.is_empty() {
+        ReasonCode(r.u8()?)
+    } else {
+        ReasonCode::SUCCESS
+    };
+    let props = if v5 && !r.is_empty() {
+        r.properties()?
+    } else {
+        Properties::default()
+    };
+    Ok(Packet::Ack(Ack {
+        kind,
+        packet_id,
+        reason,
+        reason_string: props.reason_string,
+    }))
+}
+
+fn packet_name(first: u8) -> &'static str {
+    match first >> 4 {
+        2 => "CONNACK",
+        3 => "PUBLISH",
+        4 => "PUBACK",
+        5 => "PUBREC",
+        6 => "PUBREL",
+        7 => "PUBCOMP",
+        9 => "SUBACK",
+        14 => "DISCONNECT",
+        _ => "MQTT",
+    }
+}
+
+/// Reads fields off a packet body; running out is a `Truncated` error naming the packet.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    name: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if self.bytes.len() < n {
+            return Err(CodecError::Truncated(self.name));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, CodecError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn varint(&mut self) -> Result<usize, CodecError> {
+        let mut value = 0usize;
+        for shift in 0..4 {
+            let byte = self.u8()?;
+            value |= ((byte & 0x7F) as usize) << (7 * shift);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(CodecError::BadVarInt)
+    }
+
+    fn binary(&mut self) -> Result<&'a [u8], CodecError> {
+        let len = self.u16()? as usize;
+        self.take(len)
+    }
+
+    fn string(&mut self) -> Result<String, CodecError> {
+        let bytes = self.binary()?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| CodecError::NotUtf8)
+    }
+
+    /// A property list (MQTT 5 section 2.2.2), keeping the ones in [`Properties`].
+    fn properties(&mut self) -> Result<Properties, CodecError> {
+        let len = self.varint()?;
+        let mut r = Cursor {
+            bytes: self.take(len)?,
+            name: self.name,
+        };
+        let mut p = Properties::default();
+        while !r.is_empty() {
+            match r.u8()? {
+                0x11 => p.session_expiry = Some(r.u32()?),
+                0x21 => p.receive_maximum = Some(r.u16()?),
+                0x27 => p.maximum_packet_size = Some(r.u32()?),
+                0x24 => p.maximum_qos = Some(r.u8()?),
+                0x25 => p.retain_available = Some(r.u8()? == 1),
+                0x13 => p.server_keepalive = Some(r.u16()?),
+                0x12 => p.assigned_client_id = Some(r.string()?),
+                0x1F => p.reason_string = Some(r.string()?),
+                other => r.skip_property(other)?,
+            }
+        }
+        Ok(p)
+    }
+
+    fn skip_property(&mut self, id: u8) -> Result<(), CodecError> {
+        let fixed = match id {
+            0x01 | 0x17 | 0x19 | 0x28 | 0x29 | 0x2A => 1,
+            0x22 | 0x23 => 2,
+            0x02 | 0x18 => 4,
+            0x0B => self.varint().map(|_| 0)?,
+            0x03 | 0x08 | 0x09 | 0x15 | 0x16 | 0x1A | 0x1C => self.binary().map(|_| 0)?,
+            0x26 => self.binary().and_then(|_| self.binary()).map(|_| 0)?,
+            other => return Err(CodecError::UnknownProperty(other)),
+        };
+        self.take(fixed).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests;
