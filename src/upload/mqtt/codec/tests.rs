@@ -1,6 +1,7 @@
 //! The codec against the byte examples of the MQTT 5 specification (OASIS Standard, 7 March
 //! 2019; sections cited per test) and against packets as mosquitto sends them.
 
+use super::decode::Cursor;
 use super::*;
 
 fn varint(value: usize) -> Vec<u8> {
