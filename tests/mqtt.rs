@@ -1,0 +1,221 @@
+//! The MQTT output against a real Mosquitto: what the broker acknowledges, refuses and limits,
+//! over TCP and mutual TLS, with presence (retained `online`, will `offline`).
+
+#[path = "mqtt/broker.rs"]
+mod broker;
+mod common;
+#[path = "mqtt/subscriber.rs"]
+mod subscriber;
+
+use broker::Broker;
+use fieldlink::upload::mqtt::client::{Client, ClientOptions};
+use fieldlink::upload::mqtt::codec::{Protocol, QoS};
+use fieldlink::upload::mqtt::link::LinkError;
+use fieldlink::upload::mqtt::output;
+use fieldlink::upload::mqtt::reason::ReasonCode;
+use fieldlink::upload::mqtt::tls::{client_config, TlsFiles};
+use fieldlink::upload::Answer;
+use std::time::Duration;
+use subscriber::Subscriber;
+
+fn options(port: u16, client_id: &str) -> ClientOptions {
+    ClientOptions {
+        host: "127.0.0.1".into(),
+        port,
+        tls: None,
+        protocol: Protocol::V5,
+        client_id: client_id.into(),
+        keepalive: Duration::from_secs(30),
+        session_expiry: Duration::from_secs(3600),
+        username: None,
+        password: None,
+        status_topic: Some(format!("fieldlink/{client_id}/status")),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn a_publish_the_acl_denies_is_not_authorized_and_goes_through_once_the_acl_allows_it() {
+    let deny = "topic read fieldlink/#\ntopic readwrite fieldlink/+/status\n";
+    let broker = Broker::start_with(&[("acl", deny)], "acl_file {dir}/acl");
+    let sub = Subscriber::start(broker.port, "fieldlink/#");
+    let mut client = Client::new(options(broker.port, "acl-dev"));
+    let denied = client.publish("fieldlink/acl-dev", b"m v=1i 1", QoS::AtLeastOnce, false);
+    assert_eq!(denied.as_ref().unwrap().reason, ReasonCode::NOT_AUTHORIZED);
+    let answer = output::answer("fieldlink/acl-dev", denied);
+    assert!(
+        matches!(&answer, Answer::Unauthorized { message } if message.contains("not authorized")),
+        "{answer:?}"
+    );
+
+    broker.write("acl", "topic readwrite fieldlink/#\n");
+    broker.reload();
+    common::wait_until(Duration::from_secs(10), "the new ACL", || {
+        let sent = client.publish("fieldlink/acl-dev", b"m v=2i 2", QoS::AtLeastOnce, false);
+        (sent.ok()?.reason == ReasonCode::SUCCESS).then_some(())
+    });
+    common::wait_until(Duration::from_secs(5), "the message", || {
+        sub.lines().contains(&"m v=2i 2".to_string()).then_some(())
+    });
+    assert!(
+        !sub.lines().contains(&"m v=1i 1".to_string()),
+        "the denied message arrived"
+    );
+}
+
+#[test]
+fn the_brokers_maximum_packet_size_is_read_and_a_larger_message_is_not_sent() {
+    let broker = Broker::start("max_packet_size 2000");
+    let mut client = Client::new(options(broker.port, "small"));
+    let ok = client.publish("fieldlink/small", &[b'x'; 100], QoS::AtLeastOnce, false);
+    assert!(ok.unwrap().reason.is_success());
+    assert_eq!(client.limits().maximum_packet_size, Some(2000));
+    let big = client.publish("fieldlink/small", &[b'x'; 5000], QoS::AtLeastOnce, false);
+    assert!(
+        matches!(big, Err(LinkError::TooLarge { max: 2000, .. })),
+        "{big:?}"
+    );
+    assert_eq!(output::answer("t", big), Answer::TooLarge);
+    assert!(
+        client.is_connected(),
+        "refusing to send must not cost the connection"
+    );
+}
+
+#[test]
+fn qos_2_completes_the_four_way_exchange_and_the_message_arrives_once() {
+    let broker = Broker::start("");
+    let sub = Subscriber::start(broker.port, "fieldlink/q2");
+    let mut client = Client::new(options(broker.port, "q2"));
+    for i in 0..3 {
+        let body = format!("m v={i}i {i}");
+        let delivery = client.publish("fieldlink/q2", body.as_bytes(), QoS::ExactlyOnce, false);
+        assert!(delivery.unwrap().reason.is_success());
+    }
+    common::wait_until(Duration::from_secs(5), "three messages", || {
+        (sub.lines().len() == 3).then_some(())
+    });
+}
+
+#[test]
+fn a_broker_restart_is_an_error_for_one_publish_and_the_next_reconnects() {
+    let mut broker = Broker::start("");
+    let mut client = Client::new(options(broker.port, "restart"));
+    assert!(client
+        .publish("fieldlink/r", b"a", QoS::AtLeastOnce, false)
+        .is_ok());
+    broker.kill9();
+    let failed = client.publish("fieldlink/r", b"b", QoS::AtLeastOnce, false);
+    assert!(matches!(
+        output::answer("t", failed),
+        Answer::Unavailable { .. }
+    ));
+    broker.up();
+    let sub = Subscriber::start(broker.port, "fieldlink/r");
+    let again = client.publish("fieldlink/r", b"b", QoS::AtLeastOnce, false);
+    assert!(again.unwrap().reason.is_success());
+    common::wait_until(Duration::from_secs(5), "the re-sent message", || {
+        sub.lines().contains(&"b".to_string()).then_some(())
+    });
+}
+
+#[test]
+fn presence_is_a_retained_online_and_a_clean_goodbye_leaves_a_retained_offline() {
+    let broker = Broker::start("");
+    let mut client = Client::new(options(broker.port, "pres"));
+    assert!(client
+        .publish("fieldlink/pres", b"x", QoS::AtLeastOnce, false)
+        .is_ok());
+    let status = Subscriber::start(broker.port, "fieldlink/pres/status");
+    common::wait_until(Duration::from_secs(5), "online", || {
+        let last = status.messages().pop()?;
+        (last.retain && last.payload == b"online").then_some(())
+    });
+    drop(client);
+    drop(status);
+    let later = Subscriber::start(broker.port, "fieldlink/pres/status");
+    common::wait_until(Duration::from_secs(5), "a retained offline", || {
+        let last = later.messages().pop()?;
+        (last.payload == b"offline").then_some(())
+    });
+}
+
+#[test]
+fn mutual_tls_with_a_private_ca_delivers_and_a_client_without_a_certificate_is_refused() {
+    let pki = Pki::new();
+    let broker = Broker::start(&format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true",
+        pki.ca.display(),
+        pki.server_cert.display(),
+        pki.server_key.display()
+    ));
+    let with_cert = TlsFiles {
+        ca_file: Some(pki.ca.clone()),
+        client_cert: Some(pki.client_cert.clone()),
+        client_key: Some(pki.client_key.clone()),
+    };
+    let mut opts = options(broker.port, "tls-dev");
+    opts.host = "localhost".into();
+    opts.tls = Some(client_config(&with_cert).unwrap());
+    let mut client = Client::new(opts.clone());
+    let delivery = client.publish("fieldlink/tls-dev", b"m v=1i 1", QoS::AtLeastOnce, false);
+    assert!(delivery.unwrap().reason.is_success());
+
+    let ca_only = TlsFiles {
+        ca_file: Some(pki.ca.clone()),
+        ..TlsFiles::default()
+    };
+    opts.tls = Some(client_config(&ca_only).unwrap());
+    let refused = Client::new(opts).publish("fieldlink/tls-dev", b"x", QoS::AtLeastOnce, false);
+    assert!(refused.is_err(), "{refused:?}");
+}
+
+/// A private CA, a server certificate for localhost and a client certificate, as PEM files.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+    server_cert: std::path::PathBuf,
+    server_key: std::path::PathBuf,
+    client_cert: std::path::PathBuf,
+    client_key: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // OpenSSL (the broker's side) takes a leaf whose issuer equals its subject for
+        // self-signed, so every certificate gets its own name.
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "fieldlink test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let ca = Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &ca)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_pem, server_key_pem) = leaf(vec!["localhost".into()]);
+        let (client_pem, client_key_pem) = leaf(vec!["tls-dev".into()]);
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Pki {
+            ca: write("ca.pem", &ca_cert.pem()),
+            server_cert: write("server.pem", &server_pem),
+            server_key: write("server.key", &server_key_pem),
+            client_cert: write("client.pem", &client_pem),
+            client_key: write("client.key", &client_key_pem),
+            _dir: dir,
+        }
+    }
+}
