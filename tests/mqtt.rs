@@ -219,3 +219,81 @@ impl Pki {
         }
     }
 }
+
+#[test]
+fn an_idle_client_keeps_its_session_alive_with_pings_and_no_will_fires() {
+    let broker = Broker::start("");
+    let mut opts = options(broker.port, "idle");
+    opts.keepalive = Duration::from_secs(1);
+    let mut client = Client::new(opts);
+    assert!(client
+        .publish("fieldlink/idle", b"x", QoS::AtLeastOnce, false)
+        .is_ok());
+    let status = Subscriber::start(broker.port, "fieldlink/idle/status");
+    // Mosquitto drops a client after 1.5 keep-alive intervals of silence and fires its will.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(client.is_connected());
+    let payloads: Vec<Vec<u8>> = status.messages().into_iter().map(|m| m.payload).collect();
+    assert_eq!(
+        payloads,
+        [b"online".to_vec()],
+        "the will fired while the client idled"
+    );
+}
+
+#[test]
+fn a_message_in_flight_when_the_connection_broke_is_resent_with_dup_and_its_packet_id() {
+    let fake = FakeBroker::start();
+    let mut opts = options(fake.port, "inflight");
+    opts.status_topic = None;
+    let mut client = Client::new(opts);
+    let first = client.publish("fieldlink/x", b"m v=1i 1", QoS::AtLeastOnce, false);
+    assert!(first.is_err(), "the broker hung up before its PUBACK");
+    let again = client.publish("fieldlink/x", b"m v=1i 1", QoS::AtLeastOnce, false);
+    assert_eq!(again.unwrap().reason, ReasonCode::SUCCESS);
+    let seen = fake.publishes.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(!seen[0].dup && seen[1].dup, "{seen:?}");
+    assert_eq!(seen[0].packet_id, seen[1].packet_id);
+    assert_eq!(seen[1].payload, b"m v=1i 1");
+}
+
+/// A broker that takes the first PUBLISH and hangs up without acknowledging it, then on the
+/// next connection says the session is present and acknowledges whatever comes.
+struct FakeBroker {
+    port: u16,
+    publishes: std::sync::Arc<std::sync::Mutex<Vec<fieldlink::upload::mqtt::codec::Publish>>>,
+}
+
+impl FakeBroker {
+    fn start() -> FakeBroker {
+        use fieldlink::upload::mqtt::codec::{self, Packet};
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let publishes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = publishes.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let mut stream = stream.unwrap();
+                let mut read = || codec::read_packet(&mut stream, Protocol::V5, 1 << 20);
+                // CONNECT is not a packet a client reads; skip its bytes by hand.
+                let _ = read();
+                let session_present = u8::from(n > 0);
+                stream.write_all(&[0x20, 3, session_present, 0, 0]).unwrap();
+                let Ok(Packet::Publish(p)) = codec::read_packet(&mut stream, Protocol::V5, 1 << 20)
+                else {
+                    continue;
+                };
+                let id = p.packet_id;
+                seen.lock().unwrap().push(p);
+                if n > 0 {
+                    let ack = fieldlink::upload::mqtt::link::success(codec::AckKind::PubAck, id);
+                    stream.write_all(&codec::ack(Protocol::V5, &ack)).unwrap();
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        });
+        FakeBroker { port, publishes }
+    }
+}

@@ -4,10 +4,13 @@
 use fieldlink::upload::mqtt::codec::{self, AckKind, Packet, Protocol, Publish, QoS};
 use fieldlink::upload::mqtt::link::{success, Dial, Link};
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// Each subscriber its own client id, so each has its own session.
+static SUBSCRIBERS: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Subscriber {
     received: Arc<Mutex<Vec<Publish>>>,
@@ -24,12 +27,18 @@ impl Subscriber {
         let stop = Arc::new(AtomicBool::new(false));
         let (sink, ready, halt) = (received.clone(), subscribed.clone(), stop.clone());
         let filter = filter.to_string();
+        let n = SUBSCRIBERS.fetch_add(1, Ordering::SeqCst);
         let handle = std::thread::spawn(move || {
-            let id = format!("test-subscriber-{port}");
+            let id = format!("test-subscriber-{port}-{n}");
             while !halt.load(Ordering::SeqCst) {
-                if let Ok(mut link) = connect(port, &id) {
+                if let Ok((mut link, session_present)) = connect(port, &id) {
+                    // A resumed session keeps its subscription; subscribing again would
+                    // bring the retained messages again.
+                    if session_present {
+                        ready.store(true, Ordering::SeqCst);
+                    }
                     let subscribe = codec::subscribe(Protocol::V5, 1, &filter, QoS::AtLeastOnce);
-                    if link.send(&subscribe).is_ok() {
+                    if session_present || link.send(&subscribe).is_ok() {
                         let _ = receive(&mut link, &sink, &ready, &halt);
                     }
                 }
@@ -88,7 +97,7 @@ pub fn payload_text(payload: &[u8]) -> String {
     }
 }
 
-fn connect(port: u16, client_id: &str) -> Result<Link, Box<dyn std::error::Error>> {
+fn connect(port: u16, client_id: &str) -> Result<(Link, bool), Box<dyn std::error::Error>> {
     let dial = Dial {
         host: "127.0.0.1",
         port,
@@ -105,7 +114,8 @@ fn connect(port: u16, client_id: &str) -> Result<Link, Box<dyn std::error::Error
         username: None,
         password: None,
     };
-    Ok(Link::open(&dial, &connect)?.0)
+    let (link, ack) = Link::open(&dial, &connect)?;
+    Ok((link, ack.session_present))
 }
 
 /// Read until the connection ends (a read timeout included: the session brings back whatever
