@@ -46,13 +46,6 @@ impl Broker {
         broker
     }
 
-    /// A broker that is not running yet: its port and directory are reserved.
-    pub fn down(extra: &str) -> Broker {
-        let mut broker = Broker::start(extra);
-        broker.kill9();
-        broker
-    }
-
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
