@@ -171,7 +171,7 @@ fn start_threads(
     let sensors = spawn_sensors(board, time, tx, shutdown, sampler)?;
     let uploader = match (&board.upload, upload_queue) {
         (Some(cfg), Some(queue)) => {
-            let uploader = crate::upload::connect(queue, cfg, device_id, time.clone())?;
+            let uploader = crate::upload::connect(queue, cfg, device_id, device_id, time.clone())?;
             let start_delay = cfg
                 .start_delay_max
                 .mul_f64(crate::rng::Rng::from_text(device_id).unit());
@@ -181,7 +181,10 @@ fn start_threads(
                 step_bound: uploading::step_bound(cfg.timeout, cfg.batch_lines),
             };
             let (stop, clock) = (shutdown.clone(), time.clock().clone());
-            log::info!("uploading to {} ({:?})", cfg.url, cfg.api);
+            match cfg.is_mqtt() {
+                true => log::info!("publishing to {} (MQTT)", cfg.url),
+                false => log::info!("uploading to {} ({:?})", cfg.url, cfg.api()),
+            }
             Some(spawn("uploader", move || {
                 uploading::upload_loop(uploader, start_delay, clock.as_ref(), stop, upload_watch)
             })?)

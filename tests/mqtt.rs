@@ -1,6 +1,8 @@
 //! The MQTT output against a real Mosquitto: what the broker acknowledges, refuses and limits,
 //! over TCP and mutual TLS, with presence (retained `online`, will `offline`).
 
+#[path = "mqtt/agent.rs"]
+mod agent;
 #[path = "mqtt/broker.rs"]
 mod broker;
 mod common;
@@ -44,7 +46,7 @@ fn a_publish_the_acl_denies_is_not_authorized_and_goes_through_once_the_acl_allo
     assert_eq!(denied.as_ref().unwrap().reason, ReasonCode::NOT_AUTHORIZED);
     let answer = output::answer("fieldlink/acl-dev", denied);
     assert!(
-        matches!(&answer, Answer::Unauthorized { message } if message.contains("not authorized")),
+        matches!(&answer, Answer::Misconfigured { reason } if reason.contains("not authorized")),
         "{answer:?}"
     );
 

@@ -21,7 +21,7 @@ fn a_server_signed_by_the_boards_ca_file_gets_every_reading() {
     let (_dir, queue) = queue_with(READINGS);
     let ca_file = format!("ca_file = {:?}", server.ca_pem.display().to_string());
     let mut uploader =
-        upload::connect(queue, &config(server.addr, &ca_file), "tls", time()).unwrap();
+        upload::connect(queue, &config(server.addr, &ca_file), "tls", "tls", time()).unwrap();
     let mut sent = 0;
     loop {
         match uploader.step().unwrap() {
@@ -40,7 +40,8 @@ fn a_server_signed_by_the_boards_ca_file_gets_every_reading() {
 fn a_server_the_system_roots_do_not_know_is_refused_and_everything_is_kept() {
     let server = TlsServer::start();
     let (_dir, queue) = queue_with(10);
-    let mut uploader = upload::connect(queue, &config(server.addr, ""), "tls", time()).unwrap();
+    let mut uploader =
+        upload::connect(queue, &config(server.addr, ""), "tls", "tls", time()).unwrap();
     match uploader.step().unwrap() {
         Step::Paused(pause) => assert!(
             pause.reason.to_lowercase().contains("certificate")
@@ -60,7 +61,7 @@ fn insecure_skip_verify_connects_to_an_unknown_server() {
     let server = TlsServer::start();
     let (_dir, queue) = queue_with(10);
     let cfg = config(server.addr, "insecure_skip_verify = true");
-    let mut uploader = upload::connect(queue, &cfg, "tls", time()).unwrap();
+    let mut uploader = upload::connect(queue, &cfg, "tls", "tls", time()).unwrap();
     assert_eq!(uploader.step().unwrap(), Step::Sent(10));
     assert_eq!(server.lines().len(), 10);
 }

@@ -3,6 +3,7 @@
 use super::CliError;
 use crate::config::{Board, UploadConfig};
 use crate::upload::endpoint::Endpoint;
+use crate::upload::ConnectError;
 
 pub fn check(board: &Board) -> Result<(), CliError> {
     let device_id = crate::device::resolve_id(&board.device.id);
@@ -34,6 +35,7 @@ pub fn check(board: &Board) -> Result<(), CliError> {
     );
     match &board.upload {
         None => println!("upload: none (queue only)"),
+        Some(upload) if upload.is_mqtt() => print_mqtt(upload, &device_id)?,
         Some(upload) => print_upload(upload)?,
     }
     println!("clock: require_sync = {}", board.clock.require_sync);
@@ -59,8 +61,18 @@ fn print_upload(u: &UploadConfig) -> Result<(), CliError> {
     println!("  auth: {auth}");
     println!(
         "  batches: {} lines / {} bytes, gzip {}, timeout {:?}, pace {} points/s, start delay up to {:?}",
-        u.batch_lines, u.batch_bytes, u.gzip, u.timeout, u.max_points_per_second, u.start_delay_max
+        u.batch_lines, u.batch_bytes, u.gzip(), u.timeout, u.max_points_per_second, u.start_delay_max
     );
     Endpoint::new(u)?;
+    Ok(())
+}
+
+/// The broker, topic, presence topic and credentials' source; fails when the password file or
+/// the TLS files cannot be used, as the agent would.
+fn print_mqtt(u: &UploadConfig, device_id: &str) -> Result<(), CliError> {
+    for line in crate::upload::mqtt::settings::describe(u, device_id) {
+        println!("{line}");
+    }
+    crate::upload::mqtt::settings::output(u, device_id).map_err(ConnectError::from)?;
     Ok(())
 }

@@ -74,7 +74,9 @@ pub fn sync(board: &Board, timeout: Duration) -> Result<(), CliError> {
     let observer = Observer::new(board)?;
     let (queue, time) = agent::open_queue(board, Arc::new(SystemClock::default()))?;
     let total = queue.stats()?.depth;
-    let mut uploader = crate::upload::connect(queue, cfg, &jitter_seed(board), time)?;
+    let device_id = crate::device::resolve_id(&board.device.id);
+    let seed = jitter_seed(board);
+    let mut uploader = crate::upload::connect(queue, cfg, &device_id, &seed, time)?;
     let deadline = Instant::now() + timeout;
     let terminal = std::io::stderr().is_terminal();
     let end_progress_line = || {

@@ -8,6 +8,9 @@ pub mod kinds;
 mod sensor;
 pub mod series;
 pub mod units;
+mod upload_mqtt;
+
+pub use upload_mqtt::{MqttProtocol, DEFAULT_KEEPALIVE, DEFAULT_TOPIC};
 
 pub use error::ConfigError;
 use error::{find_line, read, toml_error};
@@ -156,8 +159,10 @@ pub enum Api {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadConfig {
+    /// `http(s)://` for InfluxDB, `mqtt(s)://` for a broker.
     pub url: String,
-    pub api: Api,
+    /// InfluxDB's write API; required for http(s) URLs (see `validate`), unused by MQTT.
+    pub api: Option<Api>,
     /// v1 and v3.
     pub database: Option<String>,
     /// v1 retention policy.
@@ -171,8 +176,8 @@ pub struct UploadConfig {
     pub batch_lines: usize,
     #[serde(default = "default_batch_bytes", with = "units::size")]
     pub batch_bytes: u64,
-    #[serde(default = "yes")]
-    pub gzip: bool,
+    /// See [`UploadConfig::gzip`]: on by default over HTTP, off over MQTT.
+    pub gzip: Option<bool>,
     #[serde(default = "default_timeout", with = "units::duration")]
     pub timeout: Duration,
     /// Drain pace after an outage, so a fleet coming back does not stampede the server.
@@ -189,27 +194,56 @@ pub struct UploadConfig {
     /// Allow a token over plain http to a host that is not loopback.
     #[serde(default)]
     pub allow_plain_http: bool,
+    /// MQTT: the topic, with `{device_id}` and `{measurement}` filled in (default
+    /// [`DEFAULT_TOPIC`]).
+    pub topic: Option<String>,
+    /// MQTT: 1 (default) or 2.
+    pub qos: Option<u8>,
+    /// MQTT: default the device id.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    /// Mode 0600 checked, re-read when it changes, like `token_file`.
+    pub password_file: Option<PathBuf>,
+    /// MQTT over TLS: a client certificate and key (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    #[serde(default, with = "units::duration::option")]
+    pub keepalive: Option<Duration>,
+    pub protocol: Option<MqttProtocol>,
 }
 
 impl UploadConfig {
-    /// Keys an API version needs, and values serde cannot check. Returns the key and message.
+    /// Keys an API version (or the MQTT output) needs, and values serde cannot check.
+    /// Returns the key and message.
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.is_mqtt() {
+            return self.validate_mqtt();
+        }
+        self.refuse_mqtt_keys()?;
         let need = |key: &'static str, value: &Option<String>, api: &str| match value {
             Some(v) if !v.is_empty() => Ok(()),
             _ => Err((key, format!("api = \"{api}\" needs `{key}`"))),
         };
         match self.api {
-            Api::V1 => need("database", &self.database, "v1")?,
-            Api::V2 => {
+            None => {
+                let missing = "an http(s) URL needs `api` = \"v1\", \"v2\" or \"v3\"";
+                return Err(("api", missing.into()));
+            }
+            Some(Api::V1) => need("database", &self.database, "v1")?,
+            Some(Api::V2) => {
                 need("org", &self.org, "v2")?;
                 need("bucket", &self.bucket, "v2")?;
             }
-            Api::V3 => need("database", &self.database, "v3")?,
+            Some(Api::V3) => need("database", &self.database, "v3")?,
         }
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err((
                 "url",
-                format!("expected an http:// or https:// URL, got `{}`", self.url),
+                format!(
+                    "expected an http://, https://, mqtt:// or mqtts:// URL, got `{}`",
+                    self.url
+                ),
             ));
         }
         if self.token_env.is_some() && self.token_file.is_some() {
@@ -233,9 +267,6 @@ fn default_batch_lines() -> usize {
 }
 fn default_batch_bytes() -> u64 {
     1 << 20
-}
-fn yes() -> bool {
-    true
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(10)

@@ -1,18 +1,15 @@
 //! Where a batch goes and how it authenticates, for each InfluxDB write API. Precision is
 //! always sent explicitly (nanoseconds), so no server default can shift our timestamps.
 
+use super::secret::{Secret, SecretError};
 use crate::config::{Api, UploadConfig};
-use std::path::PathBuf;
-use std::time::SystemTime;
 
 /// Why the upload settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EndpointError {
-    #[error("upload.token_env: environment variable {0} is not set")]
-    MissingEnv(String),
-    #[error("upload.token_file {path}: {message}")]
-    TokenFile { path: PathBuf, message: String },
+    #[error(transparent)]
+    Token(#[from] SecretError),
     #[error("upload.url {0}: refusing to send a token over plain http to a host that is not loopback; use https or set upload.allow_plain_http = true")]
     PlainHttp(String),
 }
@@ -20,39 +17,18 @@ pub enum EndpointError {
 pub struct Endpoint {
     pub url: String,
     api: Api,
-    token: Token,
+    token: Secret,
     pub gzip: bool,
-}
-
-enum Token {
-    None,
-    Fixed(String),
-    /// Re-read when the file changes, so a fixed credential needs no restart.
-    File {
-        path: PathBuf,
-        modified: Option<SystemTime>,
-        value: String,
-    },
 }
 
 impl Endpoint {
     pub fn new(cfg: &UploadConfig) -> Result<Endpoint, EndpointError> {
-        let token = match (&cfg.token_env, &cfg.token_file) {
-            (Some(var), _) => Token::Fixed(
-                std::env::var(var).map_err(|_| EndpointError::MissingEnv(var.clone()))?,
-            ),
-            (None, Some(path)) => {
-                let mut token = Token::File {
-                    path: path.clone(),
-                    modified: None,
-                    value: String::new(),
-                };
-                token.refresh()?;
-                token
-            }
-            (None, None) => Token::None,
-        };
-        if !matches!(token, Token::None)
+        let token = Secret::load(
+            cfg.token_env.as_deref(),
+            cfg.token_file.as_deref(),
+            ("token_env", "token_file"),
+        )?;
+        if !token.is_none()
             && cfg.url.starts_with("http://")
             && !is_loopback(&cfg.url)
             && !cfg.allow_plain_http
@@ -61,24 +37,19 @@ impl Endpoint {
         }
         Ok(Endpoint {
             url: write_url(cfg),
-            api: cfg.api,
+            api: cfg.api(),
             token,
-            gzip: cfg.gzip,
+            gzip: cfg.gzip(),
         })
     }
 
     /// Headers for one request; re-reads the token file if it changed.
     pub fn headers(&mut self) -> Result<Vec<(&'static str, String)>, EndpointError> {
-        self.token.refresh()?;
         let mut headers = vec![("Content-Type", "text/plain; charset=utf-8".to_string())];
         if self.gzip {
             headers.push(("Content-Encoding", "gzip".to_string()));
         }
-        let secret = match &self.token {
-            Token::None => None,
-            Token::Fixed(value) | Token::File { value, .. } => Some(value.as_str()),
-        };
-        if let Some(secret) = secret {
+        if let Some(secret) = self.token.value()? {
             let scheme = match self.api {
                 Api::V1 | Api::V2 => "Token",
                 Api::V3 => "Bearer",
@@ -93,52 +64,12 @@ impl Endpoint {
     }
 }
 
-impl Token {
-    fn refresh(&mut self) -> Result<(), EndpointError> {
-        let Token::File {
-            path,
-            modified,
-            value,
-        } = self
-        else {
-            return Ok(());
-        };
-        let fail = |message: String| EndpointError::TokenFile {
-            path: path.clone(),
-            message,
-        };
-        let meta = std::fs::metadata(&*path).map_err(|e| fail(e.to_string()))?;
-        let stamp = meta.modified().ok();
-        if stamp.is_some() && stamp == *modified {
-            return Ok(());
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(fail(format!(
-                    "mode {mode:o} lets others read the token; chmod 600 it"
-                )));
-            }
-        }
-        let text = std::fs::read_to_string(&*path).map_err(|e| fail(e.to_string()))?;
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(fail("is empty".into()));
-        }
-        *value = text.to_string();
-        *modified = stamp;
-        Ok(())
-    }
-}
-
 /// The write URL with its query: database/bucket, precision and, for v3, partial writes on
 /// (so a bad line costs only itself).
 pub fn write_url(cfg: &UploadConfig) -> String {
     let base = cfg.url.trim_end_matches('/');
     let enc = |s: &Option<String>| percent_encode(s.as_deref().unwrap_or(""));
-    match cfg.api {
+    match cfg.api() {
         Api::V1 => {
             let mut url = format!("{base}/write?db={}&precision=ns", enc(&cfg.database));
             if let Some(rp) = &cfg.retention_policy {
@@ -193,7 +124,7 @@ mod tests {
     fn cfg(api: Api) -> UploadConfig {
         let text = "url = \"http://127.0.0.1:8086/\"\napi = \"v1\"\ndatabase = \"iot db\"\norg = \"my org\"\nbucket = \"b\"\n";
         let mut c: UploadConfig = toml::from_str(text).unwrap();
-        c.api = api;
+        c.api = Some(api);
         c
     }
 
@@ -244,7 +175,7 @@ mod tests {
                 .1
         };
         assert_eq!(auth(&c), "Bearer s3");
-        c.api = Api::V2;
+        c.api = Some(Api::V2);
         assert_eq!(auth(&c), "Token s3");
     }
 

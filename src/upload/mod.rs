@@ -14,6 +14,7 @@
 
 mod answer;
 mod backoff;
+mod board_output;
 pub mod endpoint;
 pub mod influx_http;
 pub mod mqtt;
@@ -21,10 +22,12 @@ pub mod output;
 mod pack;
 mod policy;
 mod schedule;
+pub mod secret;
 pub mod transport;
 
 pub use answer::Answer;
 pub use backoff::Backoff;
+pub use board_output::BoardOutput;
 pub use influx_http::{parse_retry_after, InfluxHttp};
 pub use output::Output;
 pub use policy::{Pause, MAX_RETRY_AFTER};
@@ -32,7 +35,6 @@ pub use policy::{Pause, MAX_RETRY_AFTER};
 use crate::clock::TimeKeeper;
 use crate::config::UploadConfig;
 use crate::queue::{Queue, QueueError, RecordedAt};
-use endpoint::Endpoint;
 use flate2::{write::GzEncoder, Compression};
 use policy::{Delivery, Halt, Policy};
 use schedule::Schedule;
@@ -263,32 +265,27 @@ impl<O: Output> Drop for Uploader<O> {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error(transparent)]
+    Mqtt(#[from] mqtt::settings::SetupError),
+    #[error(transparent)]
     Endpoint(#[from] endpoint::EndpointError),
     #[error(transparent)]
     Transport(#[from] transport::TransportError),
 }
 
-/// The uploader over InfluxDB HTTP with ureq, as `run` and `sync` build it.
-pub type HttpUploader = Uploader<InfluxHttp<transport::HttpTransport>>;
+/// The uploader `run` and `sync` build for a board: to InfluxDB over HTTP or to a broker.
+pub type BoardUploader = Uploader<BoardOutput>;
 
-/// The real uploader for a board's `[upload]` section, as `run` and `sync` both use it:
-/// endpoint and token, TLS roots (loaded only for https), one kept-alive connection.
+/// The real uploader for a board's `[upload]` section, as `run` and `sync` both use it.
+/// `device_id` names the device to a broker (client id, topic, presence); `seed` seeds the
+/// backoff jitter.
 pub fn connect(
     queue: Queue,
     cfg: &UploadConfig,
+    device_id: &str,
     seed: &str,
     time: Arc<TimeKeeper>,
-) -> Result<HttpUploader, ConnectError> {
-    let endpoint = Endpoint::new(cfg)?;
-    let tls = transport::TlsOptions {
-        ca_file: cfg.ca_file.clone(),
-        insecure_skip_verify: cfg.insecure_skip_verify,
-    };
-    let transport = transport::HttpTransport::for_url(&cfg.url, cfg.timeout, &tls)?;
-    if cfg.insecure_skip_verify {
-        log::warn!("upload.insecure_skip_verify = true: TLS certificates are NOT checked; anyone on the path can read and alter uploads");
-    }
-    let output = InfluxHttp::new(endpoint, transport);
+) -> Result<BoardUploader, ConnectError> {
+    let output = BoardOutput::for_board(cfg, device_id)?;
     Ok(Uploader::new(queue, output, cfg, seed, time))
 }
 

@@ -108,6 +108,31 @@ impl Broker {
         conf
     }
 
+    /// SIGTERM: mosquitto saves its sessions (and their queued messages) and exits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            self.signal(&child, "-TERM");
+            let _ = child.wait();
+        }
+    }
+
+    /// Wait until the periodic save (every second) has written the sessions to disk, so a
+    /// kill -9 keeps the subscriptions made so far.
+    pub fn wait_persisted(&self) {
+        let db = self.path("mosquitto.db");
+        super::common::wait_until(Duration::from_secs(5), "mosquitto.db", || {
+            db.exists().then_some(())
+        });
+    }
+
+    fn signal(&self, child: &Child, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} mosquitto");
+    }
+
     /// kill -9: no goodbye to anyone.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -118,12 +143,7 @@ impl Broker {
 
     /// Re-read the config (ACL and password files) without dropping connections.
     pub fn reload(&self) {
-        let pid = self.child.as_ref().expect("a running broker").id();
-        let status = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        self.signal(self.child.as_ref().expect("a running broker"), "-HUP");
     }
 
     pub fn log(&self) -> String {

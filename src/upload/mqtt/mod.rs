@@ -13,6 +13,7 @@ pub mod codec;
 pub mod link;
 pub mod output;
 pub mod reason;
+pub mod settings;
 pub mod tls;
 
 /// Where the broker is, from `upload.url`.

@@ -7,6 +7,7 @@ use super::client::{Client, Delivery};
 use super::codec::QoS;
 use super::link::LinkError;
 use super::reason::ReasonCode;
+use crate::upload::secret::Secret;
 use crate::upload::Answer;
 use std::io::Read;
 
@@ -42,16 +43,24 @@ pub struct MqttOutput {
     topic: Topic,
     qos: QoS,
     gzip: bool,
+    /// Re-read before each new connection, so a rotated password needs no restart.
+    password: Secret,
 }
 
 impl MqttOutput {
-    pub fn new(client: Client, topic: Topic, qos: QoS, gzip: bool) -> MqttOutput {
+    pub fn new(client: Client, topic: Topic, qos: QoS, gzip: bool, password: Secret) -> MqttOutput {
         MqttOutput {
             client,
             topic,
             qos,
             gzip,
+            password,
         }
+    }
+
+    /// Whether payloads are gzip-compressed.
+    pub fn gzip(&self) -> bool {
+        self.gzip
     }
 
     pub fn client_mut(&mut self) -> &mut Client {
@@ -62,6 +71,18 @@ impl MqttOutput {
     /// With several messages the first refusal is the answer: the ones before it are sent
     /// again with the rest of the batch, which InfluxDB merges as duplicates.
     pub fn send(&mut self, body: &[u8]) -> Answer {
+        if !self.client.is_connected() {
+            match self.password.value() {
+                Ok(password) => self
+                    .client
+                    .set_password(password.map(|p| p.as_bytes().to_vec())),
+                Err(e) => {
+                    return Answer::Misconfigured {
+                        reason: e.to_string(),
+                    }
+                }
+            }
+        }
         if !self.topic.per_measurement() {
             let topic = self.topic.as_str().to_string();
             return answer(&topic, self.client.publish(&topic, body, self.qos, false));
@@ -167,8 +188,8 @@ fn delivery_answer(topic: &str, delivery: Delivery) -> Answer {
         .unwrap_or_default();
     match reason {
         r if r.is_success() => Answer::Accepted,
-        ReasonCode::NOT_AUTHORIZED | ReasonCode::TOPIC_NAME_INVALID => Answer::Unauthorized {
-            message: format!(
+        ReasonCode::NOT_AUTHORIZED | ReasonCode::TOPIC_NAME_INVALID => Answer::Misconfigured {
+            reason: format!(
                 "broker refused a publish to {topic:?}: {reason}{detail}; fix the broker's ACL or upload.topic"
             ),
         },
@@ -193,8 +214,8 @@ fn refusal(reason: ReasonCode, message: Option<String>, what: &str) -> Answer {
         | ReasonCode::BANNED
         | ReasonCode::BAD_AUTHENTICATION_METHOD
         | ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
-        | ReasonCode::TOPIC_NAME_INVALID => Answer::Unauthorized {
-            message: format!(
+        | ReasonCode::TOPIC_NAME_INVALID => Answer::Misconfigured {
+            reason: format!(
                 "broker refused the {what}: {reason}{detail}; check upload.username, the password and the broker's ACL"
             ),
         },
@@ -222,9 +243,9 @@ mod tests {
         assert_eq!(acked(0x00), Answer::Accepted);
         assert_eq!(acked(0x10), Answer::Accepted, "no matching subscribers");
         assert!(
-            matches!(acked(0x87), Answer::Unauthorized { message } if message.contains("not authorized"))
+            matches!(acked(0x87), Answer::Misconfigured { reason } if reason.contains("not authorized"))
         );
-        assert!(matches!(acked(0x90), Answer::Unauthorized { .. }));
+        assert!(matches!(acked(0x90), Answer::Misconfigured { .. }));
         assert!(matches!(
             acked(0x97),
             Answer::Unavailable {
@@ -251,8 +272,8 @@ mod tests {
                 }),
             )
         };
-        assert!(matches!(refused(0x86), Answer::Unauthorized { .. }));
-        assert!(matches!(refused(0x87), Answer::Unauthorized { .. }));
+        assert!(matches!(refused(0x86), Answer::Misconfigured { .. }));
+        assert!(matches!(refused(0x87), Answer::Misconfigured { .. }));
         assert!(matches!(refused(0x89), Answer::Unavailable { .. }));
         let too_large = LinkError::TooLarge { size: 9, max: 8 };
         assert_eq!(answer("t", Err(too_large)), Answer::TooLarge);

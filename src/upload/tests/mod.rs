@@ -1,5 +1,6 @@
 //! The uploader's decisions against canned replies; the real HTTP path is tested in tests/.
 
+use super::endpoint::Endpoint;
 use super::transport::{Reply, Transport, TransportError};
 use super::*;
 use crate::clock::{build_time_ns, Clock, ManualClock};
