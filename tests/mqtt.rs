@@ -299,3 +299,19 @@ impl FakeBroker {
         FakeBroker { port, publishes }
     }
 }
+
+#[test]
+fn over_mqtt_3_1_1_a_publish_the_acl_denies_is_acknowledged_like_any_other() {
+    // The documented blind spot: 3.1.1's PUBACK has no reason code, and mosquitto discards
+    // the denied message silently.
+    let deny = "topic read fieldlink/#\ntopic readwrite fieldlink/+/status\n";
+    let broker = Broker::start_with(&[("acl", deny)], "acl_file {dir}/acl");
+    let sub = Subscriber::start(broker.port, "fieldlink/old");
+    let mut opts = options(broker.port, "old");
+    opts.protocol = Protocol::V311;
+    let mut client = Client::new(opts);
+    let delivery = client.publish("fieldlink/old", b"m v=1i 1", QoS::AtLeastOnce, false);
+    assert_eq!(delivery.unwrap().reason, ReasonCode::SUCCESS);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sub.lines().is_empty(), "the denied message arrived");
+}

@@ -213,11 +213,13 @@ impl Client {
             retain_available: ack.properties.retain_available.unwrap_or(true),
         };
         *lock(&self.link) = Some(link);
-        if self.pinger.is_none() && !self.options.keepalive.is_zero() {
-            self.pinger = Some(Pinger::spawn(
-                Arc::clone(&self.link),
-                self.options.keepalive / 2,
-            ));
+        // MQTT 5 section 3.2.2.3.14: the broker may set the keep-alive for us.
+        let keepalive = match ack.properties.server_keepalive {
+            Some(secs) => Duration::from_secs(secs.into()),
+            None => self.options.keepalive,
+        };
+        if self.pinger.is_none() && !keepalive.is_zero() {
+            self.pinger = Some(Pinger::spawn(Arc::clone(&self.link), keepalive / 2));
         }
         self.announce_online()
     }
