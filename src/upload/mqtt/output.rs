@@ -113,33 +113,36 @@ impl MqttOutput {
         Answer::Accepted
     }
 
-    /// The body's lines grouped by measurement, in order of first appearance.
+    /// The body's lines grouped by measurement (see [`group_by_measurement`]).
     fn by_measurement(&self, body: &[u8]) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-        let mut plain = Vec::new();
-        let text: &[u8] = if self.gzip {
-            flate2::read::GzDecoder::new(body).read_to_end(&mut plain)?;
-            &plain
-        } else {
-            body
-        };
-        let mut groups: Vec<(String, Vec<u8>)> = Vec::new();
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let name = measurement_of(line);
-            let group = match groups.iter().position(|(m, _)| *m == name) {
-                Some(i) => &mut groups[i].1,
-                None => {
-                    groups.push((name, Vec::new()));
-                    let last = groups.len() - 1;
-                    &mut groups[last].1
-                }
-            };
-            if !group.is_empty() {
-                group.push(b'\n');
-            }
-            group.extend_from_slice(line);
+        if !self.gzip {
+            return Ok(group_by_measurement(body));
         }
-        Ok(groups)
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(body).read_to_end(&mut plain)?;
+        Ok(group_by_measurement(&plain))
     }
+}
+
+/// Lines grouped by measurement, in order of first appearance, each group newline-separated.
+pub fn group_by_measurement(text: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut groups: Vec<(String, Vec<u8>)> = Vec::new();
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let name = measurement_of(line);
+        let index = match groups.iter().position(|(m, _)| *m == name) {
+            Some(i) => i,
+            None => {
+                groups.push((name, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[index].1;
+        if !group.is_empty() {
+            group.push(b'\n');
+        }
+        group.extend_from_slice(line);
+    }
+    groups
 }
 
 /// The measurement of a line-protocol line, unescaped: up to the first unescaped comma or
@@ -292,6 +295,16 @@ mod tests {
         assert_eq!(measurement_of(b"cold\\ store,x=1 v=1 5"), "cold store");
         assert_eq!(measurement_of(b"a\\,b v=1"), "a,b");
         assert_eq!(measurement_of(b"a/b+c#d v=1"), "a_b_c_d");
+    }
+
+    #[test]
+    fn a_batch_splits_into_one_payload_per_measurement_keeping_line_order() {
+        let body = b"climate,s=a t=1 1\ndoor,s=b open=1i 2\nclimate,s=c t=2 3";
+        let groups = group_by_measurement(body);
+        let names: Vec<&str> = groups.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(names, ["climate", "door"]);
+        assert_eq!(groups[0].1, b"climate,s=a t=1 1\nclimate,s=c t=2 3");
+        assert_eq!(groups[1].1, b"door,s=b open=1i 2");
     }
 
     #[test]
