@@ -49,8 +49,10 @@ impl Device {
         let text = format!(
             "[device]\nid = \"{id}\"\n\n[queue]\npath = \"{}\"\ncommit_interval = \"100ms\"\n\n\
              [upload]\nurl = \"mqtt://127.0.0.1:{port}\"\n{upload}\n\n\
-             [[sensor]]\nid = \"CLI01\"\nkind = \"simulated_climate\"\ninterval = \"20ms\"\n\n\
-             [[sensor]]\nid = \"DOR01\"\nkind = \"simulated_door\"\ninterval = \"20ms\"\n",
+             [[sensor]]\nid = \"CLI01\"\nkind = \"simulated_climate\"\nmeasurement = \"climate\"\n\
+             interval = \"20ms\"\n\n\
+             [[sensor]]\nid = \"DOR01\"\nkind = \"simulated_door\"\nmeasurement = \"door\"\n\
+             interval = \"20ms\"\n",
             queue.display()
         );
         let board = dir.path().join("board.toml");
@@ -225,6 +227,36 @@ fn a_maximum_packet_size_smaller_than_a_batch_splits_it_and_all_arrive() {
     kill9(agent);
     let largest = sub.messages().iter().map(|m| m.payload.len()).max();
     assert!(largest.is_some_and(|n| n < 1500), "{largest:?}");
+}
+
+#[test]
+fn a_measurement_topic_with_gzip_gives_compressed_messages_of_one_measurement_each() {
+    let broker = Broker::start("");
+    let sub = Subscriber::start(broker.port, "fieldlink/meas-dev/+");
+    let upload = "topic = \"fieldlink/{device_id}/{measurement}\"\ngzip = true";
+    let device = Device::new("meas-dev", broker.port, upload);
+    let agent = device.run();
+    // The presence topic matches the filter too.
+    let data = || -> Vec<_> {
+        let messages = sub.messages().into_iter();
+        messages.filter(|m| !m.topic.ends_with("/status")).collect()
+    };
+    wait_until(Duration::from_secs(10), "climate and door messages", || {
+        let topics: BTreeSet<String> = data().into_iter().map(|m| m.topic).collect();
+        (topics.len() == 2).then_some(())
+    });
+    kill9(agent);
+    for message in data() {
+        assert!(message.payload.starts_with(&[0x1f, 0x8b]), "not gzip");
+        let measurement = message.topic.rsplit('/').next().unwrap_or("");
+        let text = super::subscriber::payload_text(&message.payload);
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with(&format!("{measurement},"))),
+            "{} carries {text}",
+            message.topic
+        );
+    }
 }
 
 #[test]
