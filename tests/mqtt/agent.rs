@@ -11,7 +11,7 @@ use fieldlink::rng::Rng;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A device directory: board file, queue, agent logs.
@@ -66,11 +66,10 @@ impl Device {
             .append(true)
             .open(self.dir.path().join("agent.log"))
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
+        let mut command = common::fieldlink();
         command
             .args(["run", "--board"])
             .arg(&self.board)
-            .env("FIELDLINK_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -79,7 +78,7 @@ impl Device {
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
+        let mut command = common::fieldlink();
         command.args(args).arg("--board").arg(&self.board);
         common::output_within(command, Duration::from_secs(60))
     }
