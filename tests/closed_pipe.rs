@@ -1,8 +1,10 @@
 //! A command that prints ends quietly when its reader has gone (`fieldlink check | head -1`),
 //! as any Unix tool does, instead of panicking.
 
+mod emulator;
+
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn printing_into_a_closed_pipe_ends_the_command_without_a_panic() {
@@ -10,7 +12,7 @@ fn printing_into_a_closed_pipe_ends_the_command_without_a_panic() {
     // The reader is gone before the command prints its first line.
     drop(reader);
     let board = concat!(env!("CARGO_MANIFEST_DIR"), "/boards/simulated.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldlink"))
+    let out = emulator::fieldlink_command()
         .args(["check", "--board", board])
         .stdin(Stdio::null())
         .stdout(writer)

@@ -14,6 +14,7 @@
 //! `FIELDLINK_CRASH_DRILL_KILLS` sets the number of kills (default 50);
 //! `FIELDLINK_CRASH_DRILL_SEED` replays a run (the seed is printed).
 
+mod emulator;
 #[path = "common/fault_server.rs"]
 #[allow(dead_code)]
 mod fault_server;
@@ -27,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fieldlink");
 /// How long the recording server sits on each request before answering 204.
 const SERVER_DELAY: Duration = Duration::from_millis(100);
 
@@ -175,7 +175,7 @@ fn sigkill_at_random_moments_loses_no_committed_reading() {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = emulator::fieldlink_command()
             .args(["run", "--board"])
             .arg(&board)
             .env("FIELDLINK_LOG", "warn")
@@ -217,7 +217,7 @@ fn sigkill_at_random_moments_loses_no_committed_reading() {
     let drill_time = started.elapsed();
 
     // Reconnect for good: drain what the last run left.
-    let out = Command::new(BIN)
+    let out = emulator::fieldlink_command()
         .args(["sync", "--timeout", "30s", "--board"])
         .arg(&board)
         .env("FIELDLINK_LOG", "warn")

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// The binary under test, with a quiet, predictable environment.
 pub fn fieldlink() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
+    let mut command = super::emulator::fieldlink_command();
     command
         .env("FIELDLINK_LOG", "info")
         .env_remove("STATE_DIRECTORY")

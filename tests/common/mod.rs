@@ -7,6 +7,8 @@
 
 pub mod agent;
 pub mod board;
+#[path = "../emulator/mod.rs"]
+pub mod emulator;
 pub mod fault_server;
 pub mod influx;
 pub mod line_protocol;
