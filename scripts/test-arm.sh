@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Run fieldlink's library and end-to-end tests for a Raspberry Pi target on this machine, under
+# qemu user-mode emulation: the test binaries and the `fieldlink` binary they start run
+# emulated, InfluxDB (`influxd`) and the loopback test servers run natively on the host.
+#
+#   scripts/test-arm.sh aarch64-unknown-linux-gnu           every test
+#   scripts/test-arm.sh armv7-unknown-linux-gnueabihf       every test
+#   scripts/test-arm.sh TARGET --skip NAME ...              arguments go to the test binaries
+#
+# Needs the cross gcc, qemu-user-static and the rustup target (`.ci/run` installs them; see
+# README.md, "Raspberry Pi builds"). `.cargo/config.toml` names the linker and the qemu runner
+# for each target; the tests that spawn `fieldlink` themselves get the same runner through
+# FIELDLINK_RUNNER, because binfmt_misc may not hand ARM binaries to qemu on its own.
+#
+# Environment: FIELDLINK_CRASH_DRILL_KILLS (default here 20: each start of the emulated agent
+# costs qemu's start-up, so the native 50 would double the drill's time for little more cover).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+started=$(date +%s)
+
+target=${1:?usage: scripts/test-arm.sh TARGET [test-binary arguments...]}
+shift
+case "$target" in
+    aarch64-unknown-linux-gnu) runner="qemu-aarch64-static -L /usr/aarch64-linux-gnu" ;;
+    armv7-unknown-linux-gnueabihf) runner="qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
+    *)
+        echo "error: unknown target $target (aarch64-unknown-linux-gnu or armv7-unknown-linux-gnueabihf)" >&2
+        exit 2
+        ;;
+esac
+emulator=${runner%% *}
+command -v "$emulator" >/dev/null 2>&1 || {
+    echo "error: $emulator is not on PATH (apt-get install qemu-user-static)" >&2
+    exit 1
+}
+command -v influxd >/dev/null 2>&1 || [ -n "${FIELDLINK_INFLUXD:-}" ] || {
+    echo "error: influxd is not on PATH (apt-get install influxdb), and the end-to-end tests need it" >&2
+    exit 1
+}
+
+export FIELDLINK_RUNNER=$runner
+export FIELDLINK_CRASH_DRILL_KILLS=${FIELDLINK_CRASH_DRILL_KILLS:-20}
+
+say() { printf '\n==> %s\n' "$*"; }
+
+say "cargo test --target $target --no-run"
+cargo test --target "$target" --lib --bins --tests --no-run --quiet
+
+say "cargo test --target $target (under $emulator)"
+log=$(mktemp "${TMPDIR:-/tmp}/fieldlink-test-arm.XXXXXX")
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --target "$target" --lib --bins --tests --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
+
+say "summary ($target)"
+awk '
+    /^     Running / { target = ($2 == "unittests") ? $3 : $2 }
+    /^test result:/ {
+        printf "  %-28s %-7s %4d passed, %d failed, %d ignored, in %s\n", target, $3, $4, $6, $8, $NF
+        passed += $4; failed += $6; ignored += $8
+    }
+    /^failures:$/ { in_failures = 1; next }
+    in_failures && /^    [a-z_0-9:]+$/ { failing[++n] = target ": " $1 }
+    /^test result:/ { in_failures = 0 }
+    END {
+        printf "\n  total: %d passed, %d failed, %d ignored\n", passed, failed, ignored
+        for (i = 1; i <= n; i++) printf "  FAILED %s\n", failing[i]
+    }
+' "$log"
+echo "  wall time: $(( $(date +%s) - started )) s ($target build and tests)"
+exit "$status"
