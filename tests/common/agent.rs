@@ -39,6 +39,17 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Wait until the agent says it runs (its signal handlers are in place by then) or has
+    /// exited, so what a test times or signals next is the agent, not its start-up, which is
+    /// slow under emulation (see tests/emulator).
+    pub(super) fn wait_until_started(&mut self) {
+        super::wait_until(Duration::from_secs(30), "fieldlink run to start", || {
+            let started = self.log_text().contains(" running: device ");
+            let exited = !matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)));
+            (started || exited).then_some(())
+        });
+    }
+
     /// Send `signal` and wait up to `limit`; the exit status and how long it took. Panics (with
     /// the agent's log) if it is still running after `limit`.
     pub fn stop(mut self, signal: i32, limit: Duration) -> (ExitStatus, Duration) {

@@ -78,10 +78,12 @@ impl Site {
             .stderr(stderr);
         die_with_parent(&mut command);
         let child = command.spawn().expect("start fieldlink run");
-        Agent {
+        let mut agent = Agent {
             child: Some(child),
             log,
-        }
+        };
+        agent.wait_until_started();
+        agent
     }
 
     /// Run a one-shot subcommand (`status`, `sync`, …) on this site's board.
