@@ -17,6 +17,7 @@ Not part of CI: it runs for minutes and starts hundreds of processes.
   scripts/storm.py --agents 50 --outage 90
   scripts/storm.py --agents 200 --steady 90 --outage 120 --recovery 120
   scripts/storm.py --agents 200 --start-delay-max 0s      # compare with another setting
+  scripts/storm.py --agents 50 --spread 0                # all agents started in one second
 
 Exit status 0 when every reading arrived and the peak was at most 2x the steady rate, 1 if
 the peak was higher, 2 if readings are missing.
@@ -89,6 +90,18 @@ def handler_for(counts, connections):
     return Write
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """Connections cut by the outage are expected: no tracebacks for them."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class Server:
     """A counting InfluxDB stand-in that can go away (closed socket) and come back on its port."""
 
@@ -97,10 +110,7 @@ class Server:
         self.connections = set()
 
     def up(self):
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        http.server.ThreadingHTTPServer.daemon_threads = True
-        http.server.ThreadingHTTPServer.request_queue_size = 1024
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler_for(self.counts, self.connections))
+        self.httpd = QuietServer(("127.0.0.1", self.port), handler_for(self.counts, self.connections))
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -189,6 +199,9 @@ def main():
     parser.add_argument("--outage", type=int, default=90, help="seconds the server is away")
     parser.add_argument("--recovery", type=int, default=120, help="seconds measured after it returns")
     parser.add_argument("--interval", default="10s", help="each simulated sensor's sampling interval")
+    parser.add_argument("--spread", type=float, default=10.0,
+                        help="seconds over which the agents start: a fleet is not phase-locked, and agents "
+                             "started in one second would commit, and so upload, in the same second forever")
     parser.add_argument("--start-delay-max", default=None, help="upload.start_delay_max (default: the agent's)")
     parser.add_argument("--max-points-per-second", type=int, default=None, help="default: the agent's")
     parser.add_argument("--bin", default=None, help="fieldlink binary (default: target/release, else target/debug)")
@@ -216,6 +229,7 @@ def main():
         proc = subprocess.Popen([binary, "run", "--board", path], env=quiet_env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log)
         agents.append((i, dir_, path, proc))
+        time.sleep(args.spread / args.agents)
 
     started = time.time()
     phase("steady", args.steady)
@@ -258,6 +272,7 @@ def main():
     print()
     print(f"agents                 {args.agents} (sensor interval {args.interval}, start_delay_max "
           f"{args.start_delay_max or 'default'}, max_points_per_second {args.max_points_per_second or 'default'})")
+    print(f"agents started over    {args.spread} s")
     print(f"phases                 steady {args.steady} s, outage {round(back_at - outage_at)} s, recovery {args.recovery} s")
     print(f"steady rate            {steady_rate:.2f} requests/s (mean of {len(steady)} s before the outage, peak {max(steady, default=0)})")
     print(f"peak after return      {peak} requests in one second, {peak_at} s after the server came back ({ratio:.1f}x steady)")
