@@ -1,12 +1,14 @@
 //! The command line as a user meets it: the real binary, its exit codes and what it prints.
 
+mod emulator;
+
 use std::process::{Command, Output};
 
 const BOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/boards/simulated.toml");
 
 /// The binary with a clean environment for the variables that change its behaviour.
 fn fieldlink(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
+    let mut command = emulator::fieldlink_command();
     command
         .args(args)
         .env_remove("FIELDLINK_BOARD")
