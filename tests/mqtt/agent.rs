@@ -25,7 +25,9 @@ impl Device {
     /// Two simulated sensors every 20 ms, 100 ms commits, uploading to the broker at `port`;
     /// `upload` holds more `[upload]` keys, replacing the defaults here.
     fn new(id: &str, port: u16, upload: &str) -> Device {
+        let broker = format!("url = \"mqtt://127.0.0.1:{port}\"");
         let defaults = [
+            broker.as_str(),
             "start_delay_max = \"0s\"",
             "max_points_per_second = 0",
             "batch_lines = 50",
@@ -48,7 +50,7 @@ impl Device {
         let queue = dir.path().join("queue.db");
         let text = format!(
             "[device]\nid = \"{id}\"\n\n[queue]\npath = \"{}\"\ncommit_interval = \"100ms\"\n\n\
-             [upload]\nurl = \"mqtt://127.0.0.1:{port}\"\n{upload}\n\n\
+             [upload]\n{upload}\n\n\
              [[sensor]]\nid = \"CLI01\"\nkind = \"simulated_climate\"\nmeasurement = \"climate\"\n\
              interval = \"20ms\"\n\n\
              [[sensor]]\nid = \"DOR01\"\nkind = \"simulated_door\"\nmeasurement = \"door\"\n\
@@ -216,16 +218,26 @@ fn an_acl_that_denies_the_topic_keeps_everything_and_status_says_not_authorized(
 
 #[test]
 fn a_maximum_packet_size_smaller_than_a_batch_splits_it_and_all_arrive() {
-    let broker = Broker::start("max_packet_size 1500");
-    let sub = Subscriber::start(broker.port, "fieldlink/#");
+    let mut broker = Broker::start("max_packet_size 1500");
+    let sub = Subscriber::start(broker.port, "fieldlink/split-dev");
+    broker.stop();
+    // A backlog of some 20 KB, taken in batches of up to 400 lines: far over 1,500 bytes.
     let device = Device::new("split-dev", broker.port, "batch_lines = 400");
     let agent = device.run();
-    std::thread::sleep(Duration::from_millis(1500));
-    let committed = device.queued();
+    let committed = wait_until(Duration::from_secs(10), "a backlog", || {
+        let queued = device.queued();
+        (queued.len() > 250).then_some(queued)
+    });
+    broker.up();
     all_arrive(&committed, &sub, Duration::from_secs(20), &device);
     kill9(agent);
     let largest = sub.messages().iter().map(|m| m.payload.len()).max();
     assert!(largest.is_some_and(|n| n < 1500), "{largest:?}");
+    let log = device.log();
+    assert!(
+        log.contains("sending batches of at most"),
+        "no split: {log}"
+    );
 }
 
 #[test]
@@ -256,6 +268,71 @@ fn a_measurement_topic_with_gzip_gives_compressed_messages_of_one_measurement_ea
             message.topic
         );
     }
+}
+
+#[test]
+fn mutual_tls_from_the_board_files_delivers_through_the_brokers_tls_listener() {
+    let pki = super::Pki::new();
+    let plain_port = common::free_port();
+    let broker = Broker::start(&format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nlistener {plain_port} 127.0.0.1",
+        pki.ca.display(),
+        pki.server_cert.display(),
+        pki.server_key.display()
+    ));
+    let sub = Subscriber::start(plain_port, "fieldlink/tls-dev");
+    let upload = format!(
+        "url = \"mqtts://localhost:{}\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+        broker.port,
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let device = Device::new("tls-dev", broker.port, &upload);
+    let out = device.cli(&["check"]);
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let agent = device.run();
+    wait_until(Duration::from_secs(15), "readings over TLS", || {
+        (sub.lines().len() >= 50).then_some(())
+    });
+    kill9(agent);
+}
+
+#[test]
+fn check_names_the_file_line_and_key_of_a_bad_mqtt_setting_and_refuses_a_readable_password_file() {
+    let port = common::free_port();
+    let device = Device::new("check-dev", port, "qos = 0");
+    let out = device.cli(&["check"]);
+    let text = common::describe(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("board.toml:") && text.contains("upload.qos"),
+        "{text}"
+    );
+
+    let password = device.dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let upload = format!(
+        "username = \"pi\"\npassword_file = \"{}\"",
+        password.display()
+    );
+    let device = Device::new("check-dev", port, &upload);
+    let out = device.cli(&["check"]);
+    let text = common::describe(&out);
+    assert!(
+        !out.status.success() && text.contains("chmod 600"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "the password was printed: {text}");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = device.cli(&["check"]);
+    let text = common::describe(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("fieldlink/check-dev/status") && !text.contains("s3cret"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -293,8 +370,12 @@ fn sigkill_at_random_moments_while_draining_loses_no_committed_reading() {
     eprintln!("mqtt crash drill seed {seed}");
     let mut rng = Rng::new(seed);
     let mut committed = BTreeSet::new();
-    for _ in 0..12 {
+    for round in 1..=12 {
         let agent = device.run();
+        // The kill lands at a random moment after start-up, which is slow under an emulator.
+        wait_until(Duration::from_secs(30), "the agent to start", || {
+            (device.log().matches(" running: ").count() >= round).then_some(())
+        });
         std::thread::sleep(Duration::from_millis(150 + (rng.unit() * 400.0) as u64));
         kill9(agent);
         committed.extend(device.queued());
