@@ -315,3 +315,92 @@ fn over_mqtt_3_1_1_a_publish_the_acl_denies_is_acknowledged_like_any_other() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(sub.lines().is_empty(), "the denied message arrived");
 }
+
+#[test]
+fn a_payload_the_broker_calls_invalid_is_bisected_and_only_its_bad_line_dead_lettered() {
+    use fieldlink::clock::{Clock, SystemClock, TimeKeeper};
+    use fieldlink::queue::{NewReading, Queue};
+    use fieldlink::upload::{self, Step};
+    let broker = RefusingBroker::start(b"v=13i");
+    let dir = tempfile::tempdir().unwrap();
+    let mut queue = Queue::open(&dir.path().join("q.db")).unwrap();
+    let series = queue.series_id("m,sensor_id=T").unwrap();
+    let rows: Vec<NewReading> = (0..40)
+        .map(|i| NewReading {
+            series,
+            time_ns: 1_700_000_000_000_000_000 + i as i64,
+            fields: format!("v={i}i"),
+            event: false,
+        })
+        .collect();
+    queue.push(&rows, &[], &[]).unwrap();
+    let text = format!(
+        "url = \"mqtt://127.0.0.1:{}\"\nbatch_lines = 40\nmax_points_per_second = 0\n\
+         start_delay_max = \"0s\"\ntimeout = \"5s\"\n",
+        broker.port
+    );
+    let cfg: fieldlink::config::UploadConfig = toml::from_str(&text).unwrap();
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock::default());
+    let time = std::sync::Arc::new(TimeKeeper::new(clock, false, 0));
+    let mut uploader = upload::connect(queue, &cfg, "dev", "dev", time).unwrap();
+    assert_eq!(uploader.step().unwrap(), Step::Sent(40));
+    assert_eq!(uploader.step().unwrap(), Step::Idle);
+    uploader.flush().unwrap();
+    let letters = uploader.queue().dead_letters(10).unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].line.contains("v=13i"), "{letters:?}");
+    assert!(
+        letters[0].message.contains("payload format invalid"),
+        "{letters:?}"
+    );
+    let accepted = broker.accepted.lock().unwrap().clone();
+    assert!(accepted
+        .iter()
+        .any(|p| p.contains("v=12i") && !p.contains("v=13i")));
+}
+
+/// A broker that answers PUBACK 0x99 (payload format invalid, with a reason string) to any
+/// message containing `bad`, and success to the rest, which it keeps.
+struct RefusingBroker {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RefusingBroker {
+    fn start(bad: &'static [u8]) -> RefusingBroker {
+        use fieldlink::upload::mqtt::codec::{self, Ack, AckKind, Packet};
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let _connect = codec::read_packet(&mut stream, Protocol::V5, 1 << 20);
+                stream.write_all(&[0x20, 3, 0, 0, 0]).unwrap();
+                while let Ok(packet) = codec::read_packet(&mut stream, Protocol::V5, 1 << 20) {
+                    let Packet::Publish(p) = packet else { continue };
+                    let refused = p.payload.windows(bad.len()).any(|w| w == bad);
+                    let reason = match refused {
+                        true => ReasonCode::PAYLOAD_FORMAT_INVALID,
+                        false => ReasonCode::SUCCESS,
+                    };
+                    if !refused && !p.retain {
+                        keep.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&p.payload).into());
+                    }
+                    let ack = Ack {
+                        kind: AckKind::PubAck,
+                        packet_id: p.packet_id,
+                        reason,
+                        reason_string: refused.then(|| "not line protocol".to_string()),
+                    };
+                    stream.write_all(&codec::ack(Protocol::V5, &ack)).unwrap();
+                }
+            }
+        });
+        RefusingBroker { port, accepted }
+    }
+}
