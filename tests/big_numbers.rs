@@ -1,7 +1,7 @@
 //! Numbers too big to be meant are refused up front with exit 2, naming where they were
 //! written (file:line:key, or the option), instead of panicking later in clock arithmetic.
 
-use std::process::Command;
+mod emulator;
 
 const HUGE: &str = "99999999999999999999999ms";
 
@@ -36,7 +36,7 @@ fn board_with(key: &str, value: &str) -> String {
 }
 
 fn fieldlink(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_fieldlink"))
+    let output = emulator::fieldlink_command()
         .args(args)
         .env_remove("FIELDLINK_BOARD")
         .env_remove("JOURNAL_STREAM")

@@ -2,8 +2,10 @@
 //! `journalctl -p err` finds every error. The binary believes `JOURNAL_STREAM` only when it
 //! names stderr's own device and inode.
 
+mod emulator;
+
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// Run `args` with stderr in a file; `stream` builds JOURNAL_STREAM from that file's dev and
 /// inode. Returns the exit code and what went to stderr.
@@ -12,7 +14,7 @@ fn run_logged(args: &[&str], stream: impl Fn(u64, u64) -> String) -> (Option<i32
     let log_path = dir.path().join("stderr.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let meta = log.metadata().expect("log metadata");
-    let status = Command::new(env!("CARGO_BIN_EXE_fieldlink"))
+    let status = emulator::fieldlink_command()
         .args(args)
         .env_remove("FIELDLINK_BOARD")
         .env_remove("STATE_DIRECTORY")

@@ -1,10 +1,10 @@
 //! The operator's commands on a queue that is not there, or holds nothing to act on: a clear
 //! message and a non-zero exit, and no file created, moved or repaired.
 
-use std::process::Command;
+mod emulator;
 
 fn fieldlink(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_fieldlink"))
+    let output = emulator::fieldlink_command()
         .args(args)
         .env_remove("FIELDLINK_BOARD")
         .env_remove("JOURNAL_STREAM")

@@ -1,6 +1,8 @@
 //! `sync` says what became of the readings: a server that refuses every line leaves them all
 //! dead-lettered, and sync must not call that "uploaded".
 
+mod emulator;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -8,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn fieldlink() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
+    let mut command = emulator::fieldlink_command();
     command
         .env_remove("FIELDLINK_BOARD")
         .env_remove("JOURNAL_STREAM")
