@@ -3,9 +3,11 @@
 # qemu user-mode emulation: the test binaries and the `fieldlink` binary they start run
 # emulated, InfluxDB (`influxd`) and the loopback test servers run natively on the host.
 #
-#   scripts/test-arm.sh aarch64-unknown-linux-gnu           every test
-#   scripts/test-arm.sh armv7-unknown-linux-gnueabihf       every test
-#   scripts/test-arm.sh TARGET --skip NAME ...              arguments go to the test binaries
+#   scripts/test-arm.sh aarch64-unknown-linux-gnu           every test that runs under qemu
+#   scripts/test-arm.sh armv7-unknown-linux-gnueabihf       the same for 32-bit ARM
+#   scripts/test-arm.sh TARGET end_to_end                   arguments go to the test binaries
+#
+# The few tests that cannot run under emulation are skipped (the list below, with reasons).
 #
 # Needs the cross gcc, qemu-user-static and the rustup target (`.ci/run` installs them; see
 # README.md, "Raspberry Pi builds"). `.cargo/config.toml` names the linker and the qemu runner
@@ -39,6 +41,19 @@ command -v influxd >/dev/null 2>&1 || [ -n "${FIELDLINK_INFLUXD:-}" ] || {
     exit 1
 }
 
+# Tests that do not run under emulation here, and why (README.md, "Tests on ARM, under qemu"):
+skips=(
+    # CPU-bound: a week of readings through SQLite; over 15 minutes under qemu for armv7.
+    --skip a_week_offline_stays_in_budget
+    # SIGHUP restarts the agent in place by execve(2) of /proc/self/exe, an ARM binary that
+    # the host kernel cannot start without binfmt_misc.
+    --skip a_valid_board_takes_over_on_sighup
+    # Its kill windows (150-550 ms) are sized for a native start-up; under qemu the start-up
+    # takes most of each, too few readings get committed for the drill to mean anything.
+    # The HTTP crash drill (crash_drill, 20 kills) covers kill -9 under emulation.
+    --skip sigkill_at_random_moments_while_draining
+)
+
 export FIELDLINK_RUNNER=$runner
 export FIELDLINK_CRASH_DRILL_KILLS=${FIELDLINK_CRASH_DRILL_KILLS:-20}
 
@@ -51,7 +66,7 @@ say "cargo test --target $target (under $emulator)"
 log=$(mktemp "${TMPDIR:-/tmp}/fieldlink-test-arm.XXXXXX")
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --target "$target" --lib --bins --tests --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
+cargo test --target "$target" --lib --bins --tests --no-fail-fast -- "${skips[@]}" "$@" 2>&1 | tee "$log" || status=$?
 
 say "summary ($target)"
 awk '
