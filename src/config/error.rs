@@ -13,6 +13,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is not UTF-8 text; `line` holds the first byte that is not.
+    #[error("{path}:{line}: not UTF-8 text; a board file must be saved as UTF-8")]
+    NotUtf8 { path: PathBuf, line: usize },
+    /// A per-device overlay was given where a board file was expected.
+    #[error("{path}: this is a per-device overlay ([device] id and [tags] only), not a board; check the board file that names it in [device] overlay")]
+    Overlay { path: PathBuf },
     /// The file is not valid TOML, or a key has the wrong name, type or unit.
     #[error("{path}:{line}: key `{key}`: {message}")]
     Invalid {
@@ -24,40 +30,96 @@ pub enum ConfigError {
 }
 
 pub(super) fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
+    })?;
+    String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        ConfigError::NotUtf8 {
+            path: path.to_path_buf(),
+            line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
+        }
     })
 }
 
-/// Turn a TOML/serde error into file:line, the key at that line, and serde's expectation.
+/// Turn a TOML/serde error into file:line, the key it is about, and serde's expectation.
 pub(super) fn toml_error(path: &Path, text: &str, err: toml::de::Error) -> ConfigError {
-    let offset = err.span().map(|s| s.start).unwrap_or(0);
-    let line = text[..offset.min(text.len())].matches('\n').count() + 1;
-    let line_text = text.lines().nth(line - 1).unwrap_or("");
-    let key_here = line_text.split('=').next().unwrap_or("").trim();
-    let section = text[..offset.min(text.len())]
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('['))
-        .map(|l| l.trim().trim_matches(|c| c == '[' || c == ']').to_string());
-    let key = match (section, line_text.contains('=')) {
-        (Some(s), true) => format!("{s}.{key_here}"),
-        (None, true) => key_here.to_string(),
-        (Some(s), false) => s,
-        (None, false) => "(top level)".into(),
+    let offset = err.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let line = text[..offset].matches('\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let line_text = lines.get(line - 1).map_or("", |l| l.trim());
+    let table = lines[..line.min(lines.len())]
+        .iter()
+        .rposition(|l| l.trim_start().starts_with('['))
+        .map(|header| table_name(&lines, header));
+    let mut message = err.message().trim_end().to_string();
+    let within = |key: &str| match &table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
     };
+    let key = if let Some(field) = missing_field(&message) {
+        within(field)
+    } else if line_text.contains('=') && !line_text.starts_with('[') {
+        within(line_text.split('=').next().unwrap_or("").trim())
+    } else {
+        table.clone().unwrap_or_else(|| "(top level)".into())
+    };
+    if message.starts_with("invalid type: map, expected a sequence") && !line_text.starts_with("[[")
+    {
+        message.push_str(&format!("; write `[[{key}]]`, one table per entry"));
+    }
     ConfigError::Invalid {
         path: path.to_path_buf(),
         line,
         key,
-        message: err.message().to_string(),
+        message,
     }
 }
 
+/// The name of the table whose header is `lines[header]`: `queue`, or `sensor[1]` for the
+/// second `[[sensor]]`.
+fn table_name(lines: &[&str], header: usize) -> String {
+    let raw = lines[header].trim();
+    let name = raw.trim_matches(|c| c == '[' || c == ']').trim();
+    if !raw.starts_with("[[") {
+        return name.to_string();
+    }
+    let index = lines[..header]
+        .iter()
+        .filter(|l| {
+            let l = l.trim();
+            l.starts_with("[[") && l.trim_matches(['[', ']']).trim() == name
+        })
+        .count();
+    format!("{name}[{index}]")
+}
+
+/// The field serde says is missing (`missing field `kind``).
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
 /// Find the line of `key` inside `[section]` (or the `index`th `[[section]]`), for errors found
-/// after parsing. Falls back to the section header, then to line 1.
+/// after parsing. A dotted key (`tags.zone` in a sensor) is found by its first part when the
+/// whole is not written on one line. Falls back to the section header, then to line 1.
 pub(super) fn find_line(text: &str, section: &str, index: Option<usize>, key: &str) -> usize {
+    let first = key.split('.').next().unwrap_or(key);
+    let found = find_key_line(text, section, index, key);
+    match found {
+        Ok(line) => line,
+        Err(_) if first != key => find_key_line(text, section, index, first).unwrap_or_else(|h| h),
+        Err(header) => header,
+    }
+}
+
+/// The line of `key` in the section, or `Err` with the section header's line.
+fn find_key_line(
+    text: &str,
+    section: &str,
+    index: Option<usize>,
+    key: &str,
+) -> Result<usize, usize> {
     let mut seen = 0usize;
     let mut in_section = section.is_empty();
     let mut header_line = 1;
@@ -79,9 +141,13 @@ pub(super) fn find_line(text: &str, section: &str, index: Option<usize>, key: &s
             }
             continue;
         }
-        if in_section && !key.is_empty() && line.split('=').next().map(str::trim) == Some(key) {
-            return n + 1;
+        let written = line
+            .split('=')
+            .next()
+            .map(|k| k.trim().trim_matches(['"', '\'']));
+        if in_section && !key.is_empty() && line.contains('=') && written == Some(key) {
+            return Ok(n + 1);
         }
     }
-    header_line
+    Err(header_line)
 }

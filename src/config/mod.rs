@@ -5,10 +5,13 @@
 
 mod error;
 pub mod kinds;
+mod paths;
 mod sensor;
 pub mod series;
 pub mod units;
+mod upload_checks;
 mod upload_mqtt;
+mod validate;
 
 pub use upload_mqtt::{MqttProtocol, DEFAULT_KEEPALIVE, DEFAULT_TOPIC};
 
@@ -19,6 +22,9 @@ pub use sensor::{
     Bias, GpioLine, GpioSettings, I2cSettings, KeyError, SensorConfig, SensorKind,
     SimulatedSettings, SysfsSettings,
 };
+pub use upload_checks::redact_url;
+use validate::Problem;
+pub use validate::{check_measurement, check_tag};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -213,55 +219,6 @@ pub struct UploadConfig {
     pub protocol: Option<MqttProtocol>,
 }
 
-impl UploadConfig {
-    /// Keys an API version (or the MQTT output) needs, and values serde cannot check.
-    /// Returns the key and message.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.is_mqtt() {
-            return self.validate_mqtt();
-        }
-        self.refuse_mqtt_keys()?;
-        let need = |key: &'static str, value: &Option<String>, api: &str| match value {
-            Some(v) if !v.is_empty() => Ok(()),
-            _ => Err((key, format!("api = \"{api}\" needs `{key}`"))),
-        };
-        match self.api {
-            None => {
-                let missing = "an http(s) URL needs `api` = \"v1\", \"v2\" or \"v3\"";
-                return Err(("api", missing.into()));
-            }
-            Some(Api::V1) => need("database", &self.database, "v1")?,
-            Some(Api::V2) => {
-                need("org", &self.org, "v2")?;
-                need("bucket", &self.bucket, "v2")?;
-            }
-            Some(Api::V3) => need("database", &self.database, "v3")?,
-        }
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err((
-                "url",
-                format!(
-                    "expected an http://, https://, mqtt:// or mqtts:// URL, got `{}`",
-                    self.url
-                ),
-            ));
-        }
-        if self.token_env.is_some() && self.token_file.is_some() {
-            return Err((
-                "token_file",
-                "set either `token_env` or `token_file`, not both".into(),
-            ));
-        }
-        if self.batch_lines == 0 || self.batch_bytes < 1024 {
-            return Err((
-                "batch_lines",
-                "expected batch_lines ≥ 1 and batch_bytes ≥ 1KiB".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
 fn default_batch_lines() -> usize {
     5000
 }
@@ -307,38 +264,51 @@ impl Board {
     pub fn load(path: &Path) -> Result<Board, ConfigError> {
         let text = read(path)?;
         let file: BoardFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, e))?;
-        let mut board = Board::from_file(file).map_err(|(index, err)| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: find_line(&text, "sensor", Some(index), err.key),
-            key: format!("sensor[{index}].{}", err.key),
-            message: err.message,
-        })?;
-        if let Some(mut overlay_path) = board.device.overlay.clone() {
-            // A relative overlay path is relative to the board file, not to the working directory.
-            if overlay_path.is_relative() {
-                overlay_path = path.parent().unwrap_or(Path::new(".")).join(overlay_path);
-            }
-            let overlay_text = read(&overlay_path)?;
-            let overlay: Overlay = toml::from_str(&overlay_text)
-                .map_err(|e| toml_error(&overlay_path, &overlay_text, e))?;
-            if let Some(id) = overlay.device.and_then(|d| d.id) {
-                board.device.id = id;
-            }
-            board.tags.extend(overlay.tags);
+        if file.sensor.is_empty() && looks_like_overlay(&text) {
+            return Err(ConfigError::Overlay {
+                path: path.to_path_buf(),
+            });
         }
+        let invalid = |text: &str, problem: Problem| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: find_line(text, problem.section, problem.index, &problem.key),
+            key: problem.full_key(),
+            message: problem.message,
+        };
+        let mut board = Board::from_file(file)
+            .map_err(|(index, err)| invalid(&text, Problem::sensor(index, err.key, err.message)))?;
+        let board_dir = paths::board_dir(path);
+        if let Some(overlay_path) = board.device.overlay.clone() {
+            board.lay_overlay(&board_dir.join(overlay_path))?;
+        }
+        board.resolve_paths(&board_dir);
         board
             .validate()
-            .map_err(|(section, index, key, message)| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line: find_line(&text, section, index, key),
-                key: match index {
-                    Some(i) => format!("{section}[{i}].{key}"),
-                    None if section.is_empty() => key.to_string(),
-                    None => format!("{section}.{key}"),
-                },
-                message,
-            })?;
+            .map_err(|problem| invalid(&text, problem))?;
         Ok(board)
+    }
+
+    /// Lay a per-device overlay over this board: its id replaces the board's, its tags are
+    /// added. Its own mistakes are reported against the overlay file.
+    fn lay_overlay(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = read(path)?;
+        let overlay: Overlay = toml::from_str(&text).map_err(|e| toml_error(path, &text, e))?;
+        let invalid = |problem: Problem| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: find_line(&text, problem.section, None, &problem.key),
+            key: problem.full_key(),
+            message: problem.message,
+        };
+        if let Some(id) = overlay.device.and_then(|d| d.id) {
+            validate::check_device_id(&id).map_err(|m| invalid(Problem::new("device", "id", m)))?;
+            self.device.id = id;
+        }
+        for (key, value) in &overlay.tags {
+            validate::check_board_tag(key, value)
+                .map_err(|m| invalid(Problem::new("tags", key.as_str(), m)))?;
+        }
+        self.tags.extend(overlay.tags);
+        Ok(())
     }
 
     /// Type each sensor table by its kind; on error, which table and why.
@@ -358,74 +328,27 @@ impl Board {
             clock: file.clock,
         })
     }
-
-    /// Checks serde cannot express: tag values InfluxDB cannot carry, unique ids.
-    /// Returns (section, sensor index, key, message) so the caller can find the line.
-    fn validate(&self) -> Result<(), (&'static str, Option<usize>, &'static str, String)> {
-        for (key, value) in &self.tags {
-            check_tag(key, value).map_err(|m| ("tags", None, "", m))?;
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, sensor) in self.sensors.iter().enumerate() {
-            let fail = |key: &'static str, message: String| ("sensor", Some(i), key, message);
-            if sensor.id.is_empty() || !seen.insert(sensor.id.as_str()) {
-                return Err(fail(
-                    "id",
-                    format!(
-                        "sensor id `{}` is empty or used twice; each sensor needs its own id",
-                        sensor.id
-                    ),
-                ));
-            }
-            check_tag("sensor_id", &sensor.id).map_err(|m| fail("id", m))?;
-            for (key, value) in &sensor.tags {
-                check_tag(key, value).map_err(|m| fail("tags", m))?;
-            }
-            if sensor.measurement.is_empty() {
-                return Err(fail(
-                    "measurement",
-                    "expected a non-empty measurement name".into(),
-                ));
-            }
-            if sensor.interval < Duration::from_millis(10) {
-                return Err(fail("interval", "expected at least \"10ms\"".into()));
-            }
-        }
-        if let Some(upload) = &self.upload {
-            upload
-                .validate()
-                .map_err(|(key, message)| ("upload", None, key, message))?;
-        }
-        Ok(())
-    }
 }
 
-/// InfluxDB cannot carry a tag value that is empty, ends with a backslash, or has a backslash
-/// right before a space, comma or equals sign: it comes back different. Refuse it here.
-pub fn check_tag(key: &str, value: &str) -> Result<(), String> {
-    for text in [key, value] {
-        if text.is_empty() {
-            return Err(format!(
-                "tag `{key}` has an empty key or value; InfluxDB drops such tags"
-            ));
-        }
-        if text.ends_with('\\')
-            || text.contains("\\ ")
-            || text.contains("\\,")
-            || text.contains("\\=")
-        {
-            return Err(format!(
-                "tag `{key}` = `{value}`: a backslash at the end or before a space, comma or `=` cannot round-trip through InfluxDB"
-            ));
-        }
-        if text.contains('\n') || text.contains('\r') {
-            return Err(format!(
-                "tag `{key}` contains a line break; line protocol cannot carry it"
-            ));
-        }
-    }
-    Ok(())
+/// A file with only `[device]` (no overlay of its own) and `[tags]` and no sensors is a
+/// per-device overlay given where a board was expected.
+fn looks_like_overlay(text: &str) -> bool {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let device_only_id = match table.get("device") {
+        None => true,
+        Some(device) => device
+            .as_table()
+            .is_some_and(|d| d.keys().all(|k| k == "id")),
+    };
+    !table.is_empty() && device_only_id && table.keys().all(|k| k == "device" || k == "tags")
 }
+
+#[cfg(test)]
+mod error_tests;
+#[cfg(test)]
+mod validation_tests;
 
 #[cfg(test)]
 mod tests {
@@ -455,7 +378,7 @@ mod tests {
         let err = load(&format!("{SENSOR}colour = \"red\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":4: key `sensor.colour`"), "{err}");
+        assert!(err.contains(":4: key `sensor[0].colour`"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
     }
 
@@ -464,7 +387,7 @@ mod tests {
         let err = load(&format!("{SENSOR}interval = \"5 parsecs\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":4: key `sensor.interval`"), "{err}");
+        assert!(err.contains(":4: key `sensor[0].interval`"), "{err}");
         assert!(err.contains("unknown unit"), "{err}");
     }
 
