@@ -274,3 +274,6 @@ mod tests {
         assert_eq!(parsed, expected);
     }
 }
+
+#[cfg(test)]
+mod round_trip_tests;

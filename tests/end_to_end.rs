@@ -249,7 +249,9 @@ fn hostile_tag_values_round_trip_through_influxdb_unchanged() {
     server.execute("CREATE DATABASE \"e2e hostile, db=ü\"");
     let site = Site::new("hostile");
 
-    let device = "pi \"north\", shelf=3 \\ o'clock ☃";
+    // A backslash before a space cannot round-trip (the board check refuses it); one before a
+    // letter is written raw.
+    let device = "pi \"north\", shelf=3 \\o'clock ☃";
     let board_tags: Vec<(String, String)> = vec![
         ("zone".into(), "Kühlraum 2, Regal=A".into()),
         ("floor level".into(), "1st \"upper\" deck".into()),

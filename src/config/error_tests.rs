@@ -44,8 +44,8 @@ fn a_bad_tag_names_the_tag() {
     let board = format!("[tags]\nfloor = \"1\"\nzone = 'cold\\'\n{CLIMATE}");
     assert_eq!(
         error(board.as_bytes(), None),
-        "DIR/board.toml:3: key `tags.zone`: tag `zone` = `cold\\`: a backslash at the end or \
-         before a space, comma or `=` cannot round-trip through InfluxDB"
+        "DIR/board.toml:3: key `tags.zone`: tag `zone` = `cold\\`: a backslash at the end, two \
+         in a row, or before a space, comma or `=`, cannot round-trip through InfluxDB"
     );
 }
 
@@ -55,7 +55,8 @@ fn a_bad_sensor_tag_names_the_sensor_and_the_tag() {
     assert_eq!(
         error(board.as_bytes(), None),
         "DIR/board.toml:4: key `sensor[0].tags.placement`: tag `placement` = `a\\ b`: a \
-         backslash at the end or before a space, comma or `=` cannot round-trip through InfluxDB"
+         backslash at the end, two in a row, or before a space, comma or `=`, cannot round-trip \
+         through InfluxDB"
     );
 }
 
@@ -65,8 +66,8 @@ fn a_bad_tag_in_the_overlay_is_reported_against_the_overlay() {
     let overlay = "[device]\nid = \"pi-7\"\n\n[tags]\nzone = 'cold\\'\n";
     assert_eq!(
         error(board.as_bytes(), Some(overlay)),
-        "DIR/device.toml:5: key `tags.zone`: tag `zone` = `cold\\`: a backslash at the end or \
-         before a space, comma or `=` cannot round-trip through InfluxDB"
+        "DIR/device.toml:5: key `tags.zone`: tag `zone` = `cold\\`: a backslash at the end, two \
+         in a row, or before a space, comma or `=`, cannot round-trip through InfluxDB"
     );
 }
 

@@ -24,7 +24,7 @@ pub use sensor::{
 };
 pub use upload_checks::redact_url;
 use validate::Problem;
-pub use validate::{check_measurement, check_tag};
+pub use validate::{check_board_tag, check_measurement, check_tag};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

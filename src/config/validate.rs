@@ -148,7 +148,7 @@ fn check_queue(queue: &QueueConfig) -> Result<(), Problem> {
 
 /// A tag written in a board or overlay: a tag InfluxDB can carry, and not one the agent sets
 /// itself or the server refuses.
-pub(super) fn check_board_tag(key: &str, value: &str) -> Result<(), String> {
+pub fn check_board_tag(key: &str, value: &str) -> Result<(), String> {
     if RESERVED_TAGS.contains(&key) {
         return Err(format!(
             "tag `{key}` is set by fieldlink itself (from `device.id` and each sensor's `id`); \
@@ -169,8 +169,10 @@ pub(super) fn check_device_id(id: &str) -> Result<(), String> {
     check_tag("device_id", id)
 }
 
-/// InfluxDB cannot carry a tag value that is empty, ends with a backslash, or has a backslash
-/// right before a space, comma or equals sign: it comes back different. Refuse it here.
+/// InfluxDB cannot carry a tag value that is empty, ends with a backslash, has a backslash
+/// right before a space, comma or equals sign, or two in a row (1.x keeps both, 3.x reads one):
+/// it comes back different. Nor can it carry control characters: line breaks end the line, and
+/// 3.x reads a tab as the end of the series key. Refuse them here.
 pub fn check_tag(key: &str, value: &str) -> Result<(), String> {
     for text in [key, value] {
         if text.is_empty() {
@@ -178,27 +180,35 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), String> {
                 "tag `{key}` has an empty key or value; InfluxDB drops such tags"
             ));
         }
-        if text.ends_with('\\')
-            || text.contains("\\ ")
-            || text.contains("\\,")
-            || text.contains("\\=")
-        {
+        if has_unsafe_backslash(text, &[' ', ',', '=']) {
             return Err(format!(
-                "tag `{key}` = `{value}`: a backslash at the end or before a space, comma or `=` cannot round-trip through InfluxDB"
+                "tag `{key}` = `{value}`: {BACKSLASH_RULE}, or before a space, comma or `=`, cannot round-trip through InfluxDB"
             ));
         }
-        if text.contains('\n') || text.contains('\r') {
+        if text.contains(char::is_control) {
             return Err(format!(
-                "tag `{key}` contains a line break; line protocol cannot carry it"
+                "tag `{key}` contains a control character (line break, tab); line protocol cannot carry it"
             ));
         }
     }
     Ok(())
 }
 
+/// How backslashes break a name, for messages.
+const BACKSLASH_RULE: &str = "a backslash at the end, two in a row";
+
+/// A backslash at the end, doubled, or right before one of `special`.
+fn has_unsafe_backslash(text: &str, special: &[char]) -> bool {
+    text.ends_with('\\')
+        || text.contains("\\\\")
+        || text
+            .match_indices('\\')
+            .any(|(at, _)| text[at + 1..].starts_with(special))
+}
+
 /// A measurement name InfluxDB stores as written: not empty, not starting with `#` (the line
-/// would be a comment, answered 2xx and stored nowhere), no line break, and no backslash at the
-/// end or before a space or comma (it would come back different).
+/// would be a comment, answered 2xx and stored nowhere), no control character, and no backslash
+/// at the end, doubled or before a space or comma (it would come back different).
 pub fn check_measurement(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("expected a non-empty measurement name".into());
@@ -208,12 +218,14 @@ pub fn check_measurement(name: &str) -> Result<(), String> {
             "measurement `{name}` starts with `#`: InfluxDB reads the line as a comment and stores nothing"
         ));
     }
-    if name.contains(['\n', '\r']) {
-        return Err("a measurement name cannot contain a line break".into());
+    if name.contains(char::is_control) {
+        return Err(
+            "a measurement name cannot contain a control character (line break, tab)".into(),
+        );
     }
-    if name.ends_with('\\') || name.contains("\\ ") || name.contains("\\,") {
+    if has_unsafe_backslash(name, &[' ', ',']) {
         return Err(format!(
-            "measurement `{name}`: a backslash at the end or before a space or comma cannot round-trip through InfluxDB"
+            "measurement `{name}`: {BACKSLASH_RULE}, or before a space or comma, cannot round-trip through InfluxDB"
         ));
     }
     Ok(())

@@ -118,6 +118,16 @@ fn names_and_tags_influxdb_would_store_wrongly_are_refused() {
         "line break",
     );
     refused(
+        &sensor("measurement = \"a\\tb\""),
+        "sensor[0].measurement",
+        "tab",
+    );
+    refused(
+        &sensor("measurement = 'a\\\\b'"),
+        "sensor[0].measurement",
+        "two in a row",
+    );
+    refused(
         &sensor("tags = { time = \"x\" }"),
         "sensor[0].tags.time",
         "`time`",
