@@ -43,6 +43,17 @@ pub fn build_time_ns() -> i64 {
     env!("FIELDLINK_BUILD_UNIX").parse::<i64>().unwrap_or(0) * 1_000_000_000
 }
 
+/// A wall time as signed nanoseconds since the Unix epoch. `SystemTime` is 64-bit on every
+/// target, 32-bit armv7 included (std reads the clock with `clock_gettime64`), so this is exact
+/// past 2038-01-19; it saturates only in the year 2262.
+pub fn ns_since_epoch(time: std::time::SystemTime) -> i64 {
+    let saturate = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => saturate(d),
+        Err(e) => -saturate(e.duration()),
+    }
+}
+
 /// The kernel's clocks and the synchronisation flags of the kernel and systemd-timesyncd.
 pub struct SystemClock {
     timesync_flag: std::path::PathBuf,
@@ -58,10 +69,7 @@ impl Default for SystemClock {
 
 impl Clock for SystemClock {
     fn wall_ns(&self) -> i64 {
-        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => d.as_nanos() as i64,
-            Err(e) => -(e.duration().as_nanos() as i64),
-        }
+        ns_since_epoch(std::time::SystemTime::now())
     }
 
     fn mono_ns(&self) -> i64 {
@@ -227,6 +235,24 @@ mod tests {
     use std::sync::Arc;
 
     const DAY: i64 = 86_400 * 1_000_000_000;
+    /// 2040-02-29T12:34:56Z, past the 32-bit `time_t` limit (2038-01-19T03:14:07Z).
+    const AFTER_2038_S: u64 = 2_214_131_696;
+
+    #[test]
+    fn a_wall_time_after_2038_is_exact_in_nanoseconds_on_every_target() {
+        let time = std::time::UNIX_EPOCH + Duration::new(AFTER_2038_S, 123_456_789);
+        assert_eq!(ns_since_epoch(time), 2_214_131_696_123_456_789);
+        let before_1970 = std::time::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(ns_since_epoch(before_1970), -1_000_000_000);
+        let wall_ns = ns_since_epoch(time);
+        let clock = Arc::new(ManualClock::new(wall_ns, true, "b1"));
+        let keeper = TimeKeeper::new(clock.clone(), true, wall_ns - DAY);
+        let stamp = keeper.stamp();
+        assert_eq!(stamp.wall_ns, 2_214_131_696_123_456_789);
+        assert!(stamp.trusted);
+        clock.advance(Duration::from_secs(3 * 365 * 86_400));
+        assert_eq!(keeper.stamp().wall_ns, wall_ns + 3 * 365 * DAY);
+    }
 
     #[test]
     fn a_1970_clock_is_never_trusted() {

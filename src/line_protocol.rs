@@ -257,6 +257,16 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_after_2038_is_written_in_full() {
+        // 2040-02-29T12:34:56.123456789Z: past the 32-bit time_t limit, on every target.
+        let time_ns = 2_214_131_696_123_456_789;
+        let mut out = Vec::new();
+        push_line(&mut out, "m", "f=1i", time_ns);
+        assert_eq!(out, b"m f=1i 2214131696123456789");
+        assert_eq!(line_len("m", "f=1i", time_ns), out.len());
+    }
+
+    #[test]
     fn field_sets_parse_back_to_what_was_written() {
         let fields: Fields = vec![
             ("t,x", Value::Float(-3.25)),

@@ -54,17 +54,27 @@ pub fn monotonic_usec() -> Result<u64, TimeError> {
 
 /// Whether the kernel says its wall clock is synchronised: adjtimex(2) in read-only mode,
 /// synchronised unless STA_UNSYNC is set or the state is TIME_ERROR.
+///
+/// The system call is made directly: on 32-bit targets with a 32-bit `time_t` (armv7 glibc),
+/// glibc's `adjtimex` wrapper fails with EOVERFLOW once the wall clock is past 2038-01-19,
+/// which would make a synchronised clock look unsynchronised forever. The kernel's own 32-bit
+/// call only truncates the `time` field, which is not read here.
 #[allow(unsafe_code)]
 pub fn kernel_synchronised() -> Result<bool, TimeError> {
-    // SAFETY: a zeroed timex is a valid value; with modes = 0 adjtimex only reads the kernel's
-    // state into the struct we own.
+    // SAFETY: a zeroed timex is a valid value; with modes = 0 the kernel only reads its state
+    // into the struct we own, whose layout is the kernel's (checked below for 32-bit targets).
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut tx) };
+    let state = unsafe { libc::syscall(libc::SYS_adjtimex, &mut tx as *mut libc::timex) };
     if state < 0 {
         return Err(TimeError::Adjtimex(io::Error::last_os_error()));
     }
-    Ok(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+    Ok(state != libc::c_long::from(libc::TIME_ERROR) && tx.status & libc::STA_UNSYNC == 0)
 }
+
+// The direct system call relies on libc's `timex` being the kernel's 32-bit `old_timex32` (128
+// bytes) on 32-bit targets; a libc built for a 64-bit `time_t` there would need `clock_adjtime64`.
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(std::mem::size_of::<libc::timex>() == 128);
 
 #[cfg(test)]
 mod tests {

@@ -277,6 +277,11 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        let after_2038 = 2_214_131_696 * 1_000_000_000; // Wed, 29 Feb 2040 12:34:56 GMT
+        assert_eq!(
+            parse_retry_after("Wed, 29 Feb 2040 12:36:56 GMT", after_2038),
+            Some(Duration::from_secs(120))
+        );
         let r = Reply {
             status: 503,
             retry_after: Some("7".into()),
