@@ -77,22 +77,13 @@ pub(super) fn toml_error(path: &Path, text: &str, err: toml::de::Error) -> Confi
     }
 }
 
-/// The name of the table whose header is `lines[header]`: `queue`, or `sensor[1]` for the
-/// second `[[sensor]]`.
+/// The name of the table whose header is `lines[header]`: `queue`, or `sensor` for any
+/// `[[sensor]]` (the line tells which one).
 fn table_name(lines: &[&str], header: usize) -> String {
     let raw = lines[header].trim();
-    let name = raw.trim_matches(|c| c == '[' || c == ']').trim();
-    if !raw.starts_with("[[") {
-        return name.to_string();
-    }
-    let index = lines[..header]
-        .iter()
-        .filter(|l| {
-            let l = l.trim();
-            l.starts_with("[[") && l.trim_matches(['[', ']']).trim() == name
-        })
-        .count();
-    format!("{name}[{index}]")
+    raw.trim_matches(|c| c == '[' || c == ']')
+        .trim()
+        .to_string()
 }
 
 /// The field serde says is missing (`missing field `kind``).

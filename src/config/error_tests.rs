@@ -25,7 +25,7 @@ fn a_sensor_without_kind_is_reported_at_its_table_as_key_kind() {
     let board = format!("{CLIMATE}[[sensor]]\nid = \"T2\"\ninterval = \"1s\"\n");
     assert_eq!(
         error(board.as_bytes(), None),
-        "DIR/board.toml:4: key `sensor[1].kind`: missing field `kind`"
+        "DIR/board.toml:4: key `sensor.kind`: missing field `kind`"
     );
 }
 

@@ -378,7 +378,7 @@ mod tests {
         let err = load(&format!("{SENSOR}colour = \"red\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":4: key `sensor[0].colour`"), "{err}");
+        assert!(err.contains(":4: key `sensor.colour`"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
     }
 
@@ -387,7 +387,7 @@ mod tests {
         let err = load(&format!("{SENSOR}interval = \"5 parsecs\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":4: key `sensor[0].interval`"), "{err}");
+        assert!(err.contains(":4: key `sensor.interval`"), "{err}");
         assert!(err.contains("unknown unit"), "{err}");
     }
 
