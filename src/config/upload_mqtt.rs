@@ -40,7 +40,11 @@ impl UploadConfig {
 
     /// The MQTT keys' values and combinations serde cannot check.
     pub(super) fn validate_mqtt(&self) -> Result<(), (&'static str, String)> {
-        crate::upload::mqtt::BrokerUrl::parse(&self.url).map_err(|e| ("url", e.to_string()))?;
+        // The broker URL's error quotes the URL: never with credentials in it.
+        crate::upload::mqtt::BrokerUrl::parse(&self.url).map_err(|e| {
+            let shown = super::redact_url(&self.url);
+            ("url", e.to_string().replace(&self.url, &shown))
+        })?;
         let http_only = [
             ("api", self.api.is_some()),
             ("database", self.database.is_some()),

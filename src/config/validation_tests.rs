@@ -73,6 +73,15 @@ fn credentials_in_the_url_are_refused_and_never_shown() {
 }
 
 #[test]
+fn credentials_in_a_broker_url_are_never_shown() {
+    let text = format!("{CLIMATE}[upload]\nurl = \"mqtt://user:s3cret@broker:1883\"\n");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("key `upload.url`"), "{err}");
+    assert!(err.contains("mqtt://***@broker:1883"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
 fn a_token_file_with_a_line_break_inside_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "abc\ndef\n").unwrap();
