@@ -3,6 +3,7 @@
 use crate::config::series::{SeriesPlan, INTERNAL_MEASUREMENT};
 use crate::config::{Board, SensorConfig};
 use crate::line_protocol::series_key;
+use crate::reading::EdgeName;
 use std::collections::BTreeMap;
 
 /// fieldlink's application id for `sd_id128_get_machine_app_specific`: a fixed random 128-bit
@@ -71,7 +72,20 @@ pub fn sensor_tags(
     tags
 }
 
-/// The series key of every sensor and of the agent's own health readings.
+/// One series key per edge the sensor reports: its tags plus `event=<edge>`.
+fn event_keys(board: &Board, device_id: &str, sensor: &SensorConfig) -> Vec<(EdgeName, String)> {
+    let mut tags = sensor_tags(board, device_id, sensor);
+    let edges = sensor.kind.edges().iter();
+    edges
+        .map(|&edge| {
+            tags.insert(EdgeName::TAG.into(), edge.tag_value().into());
+            (edge, series_key(&sensor.measurement, &tags))
+        })
+        .collect()
+}
+
+/// The series key of every sensor, of every edge of its events, and of the agent's own health
+/// readings.
 pub fn series_plan(board: &Board, device_id: &str) -> SeriesPlan {
     let mut internal_tags = board.tags.clone();
     internal_tags.insert("device_id".into(), device_id.into());
@@ -80,6 +94,11 @@ pub fn series_plan(board: &Board, device_id: &str) -> SeriesPlan {
             .sensors
             .iter()
             .map(|s| series_key(&s.measurement, &sensor_tags(board, device_id, s)))
+            .collect(),
+        event_keys: board
+            .sensors
+            .iter()
+            .map(|s| event_keys(board, device_id, s))
             .collect(),
         sensor_ids: board.sensors.iter().map(|s| s.id.clone()).collect(),
         internal_key: series_key(INTERNAL_MEASUREMENT, &internal_tags),

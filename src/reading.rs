@@ -23,7 +23,51 @@ pub type Fields = Vec<(&'static str, Value)>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Routine,
-    Event,
+    /// An edge, named: its readings go to their own series (tag `event`), so counting the
+    /// openings is counting points, and a state sample taken while the door is open never
+    /// looks like an opening.
+    Event(EdgeName),
+}
+
+impl Kind {
+    pub fn is_event(self) -> bool {
+        matches!(self, Kind::Event(_))
+    }
+}
+
+/// Which edge an event reports; its name is the value of the `event` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EdgeName {
+    /// A door contact opened (reed switch, simulated door).
+    Open,
+    /// A door contact closed.
+    Close,
+    /// A motion detector went active (PIR, simulated motion).
+    Motion,
+    /// A motion detector went quiet.
+    Clear,
+}
+
+impl EdgeName {
+    /// The tag key every event reading carries.
+    pub const TAG: &'static str = "event";
+
+    /// The `event` tag's value.
+    pub fn tag_value(self) -> &'static str {
+        match self {
+            EdgeName::Open => "open",
+            EdgeName::Close => "close",
+            EdgeName::Motion => "motion",
+            EdgeName::Clear => "clear",
+        }
+    }
+}
+
+/// An edge as an event sensor reports it: which edge, and the fields of its reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub edge: EdgeName,
+    pub fields: Fields,
 }
 
 /// A reading ready for the queue: which series it belongs to and what was measured when.

@@ -9,7 +9,7 @@ use crate::clock::TimeKeeper;
 use crate::line_protocol;
 use crate::liveness::Heartbeat;
 use crate::queue::{counter, Commit, HeldReading, NewReading, Policy, Queue, QueueError};
-use crate::reading::{Fields, Kind, Value};
+use crate::reading::{EdgeName, Fields, Kind, Value};
 use crate::sampler::Message;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -31,8 +31,8 @@ pub const COMMIT_BATCH_BYTES: usize = 256 * 1024;
 
 pub struct Recorder {
     queue: Queue,
-    /// Series id of each sensor, by its index in the board file.
-    series: Vec<i64>,
+    /// Series ids of each sensor, by its index in the board file.
+    series: Vec<SensorSeries>,
     sensor_ids: Vec<String>,
     internal_series: i64,
     time: Arc<TimeKeeper>,
@@ -69,11 +69,7 @@ impl Recorder {
         commit_interval: Duration,
         metrics_interval: Duration,
     ) -> Result<Recorder, QueueError> {
-        let series = plan
-            .sensor_keys
-            .iter()
-            .map(|k| queue.series_id(k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let series = SensorSeries::of_plan(&mut queue, plan)?;
         let internal_series = queue.series_id(&plan.internal_key)?;
         let boot = time.clock().boot_id();
         let holding = queue.stats()?.held > 0;
@@ -171,9 +167,10 @@ impl Recorder {
                     .or_default() += 1;
             }
             Message::Reading(reading) => {
-                let Some(&series) = self.series.get(reading.sensor) else {
+                let Some(series) = self.series.get(reading.sensor) else {
                     return;
                 };
+                let series = series.of(reading.kind);
                 self.add(series, reading.kind, &reading.fields, reading.stamp);
             }
         }
@@ -188,7 +185,7 @@ impl Recorder {
                 .or_default() += nonfinite as i64;
         }
         let Some(fields) = set else { return };
-        let event = kind == Kind::Event;
+        let event = kind.is_event();
         self.pending_bytes += fields.len();
         if stamp.trusted {
             if self.holding && self.release_offset.is_none() {
@@ -370,6 +367,37 @@ impl Recorder {
             fields.push(("disk_write_bytes", Value::Int(bytes as i64)));
         }
         self.add(self.internal_series, Kind::Routine, &fields, stamp);
+    }
+}
+
+/// A sensor's series ids: its state samples, and one per edge of its events.
+struct SensorSeries {
+    state: i64,
+    events: Vec<(EdgeName, i64)>,
+}
+
+impl SensorSeries {
+    fn of_plan(queue: &mut Queue, plan: &SeriesPlan) -> Result<Vec<SensorSeries>, QueueError> {
+        let mut all = Vec::with_capacity(plan.sensor_keys.len());
+        for (i, key) in plan.sensor_keys.iter().enumerate() {
+            let state = queue.series_id(key)?;
+            let mut events = Vec::new();
+            for (edge, key) in plan.event_keys.get(i).into_iter().flatten() {
+                events.push((*edge, queue.series_id(key)?));
+            }
+            all.push(SensorSeries { state, events });
+        }
+        Ok(all)
+    }
+
+    /// Where a reading of this kind goes. An edge the plan does not list (a hand-built plan)
+    /// stays in the state series rather than being lost.
+    fn of(&self, kind: Kind) -> i64 {
+        let Kind::Event(edge) = kind else {
+            return self.state;
+        };
+        let found = self.events.iter().find(|(e, _)| *e == edge);
+        found.map_or(self.state, |(_, id)| *id)
     }
 }
 

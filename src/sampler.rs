@@ -302,8 +302,9 @@ pub fn run_events(
         // shutdown is noticed promptly.
         let wait = Duration::from_nanos((due - now) as u64).min(Duration::from_secs(1));
         match driver.next_event(wait) {
-            Ok(Some(fields)) => {
-                if !emit(&out, &time, slot.index, Kind::Event, fields) {
+            Ok(Some(event)) => {
+                let kind = Kind::Event(event.edge);
+                if !emit(&out, &time, slot.index, kind, event.fields) {
                     return;
                 }
             }

@@ -31,6 +31,7 @@ fn board(dir: &std::path::Path, require_sync: bool) -> Board {
 fn plan() -> SeriesPlan {
     SeriesPlan {
         sensor_keys: vec!["m,sensor_id=T1".into()],
+        event_keys: Vec::new(),
         sensor_ids: vec!["T1".into()],
         internal_key: "fieldlink_internal".into(),
     }

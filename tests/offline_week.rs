@@ -18,7 +18,7 @@ use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
 use fieldlink::config::UploadConfig;
 use fieldlink::line_protocol::{field_set, parse_field_set, series_key};
 use fieldlink::queue::{Policy, Queue};
-use fieldlink::reading::{Fields, Kind, Reading, Value};
+use fieldlink::reading::{EdgeName, Fields, Kind, Reading, Value};
 use fieldlink::recorder::{Recorder, SeriesPlan};
 use fieldlink::rng::Rng;
 use fieldlink::sampler::Message;
@@ -191,6 +191,7 @@ impl Device {
     fn plan(&self) -> SeriesPlan {
         SeriesPlan {
             sensor_keys: self.keys.clone(),
+            event_keys: Vec::new(),
             sensor_ids: self.sensor_ids.clone(),
             internal_key: "fieldlink_internal,device_id=barn-pi-07".into(),
         }
@@ -341,7 +342,7 @@ fn record_a_week_offline(
             ));
             recorder.accept(Message::Reading(Reading {
                 sensor,
-                kind: Kind::Event,
+                kind: Kind::Event(EdgeName::Open),
                 fields,
                 stamp,
             }));

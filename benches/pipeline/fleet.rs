@@ -97,6 +97,7 @@ impl Fleet {
             [("device_id".to_string(), "pi-cold-store-017".to_string())].into();
         SeriesPlan {
             sensor_keys: self.keys.clone(),
+            event_keys: Vec::new(),
             sensor_ids: self.ids.clone(),
             internal_key: series_key(INTERNAL_MEASUREMENT, &internal_tags),
         }

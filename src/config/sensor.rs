@@ -5,6 +5,7 @@
 
 use super::kinds::{all_names, GpioKind, I2cChip, SimulatedKind, SysfsKind};
 use super::units;
+use crate::reading::EdgeName;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,11 +45,20 @@ impl SensorKind {
 
     /// Sensors that report edges as events as well as a periodic state.
     pub fn has_events(&self) -> bool {
+        !self.edges().is_empty()
+    }
+
+    /// The edges this kind reports as events, each its own series (`event` tag).
+    pub fn edges(&self) -> &'static [EdgeName] {
+        const DOOR: &[EdgeName] = &[EdgeName::Open, EdgeName::Close];
+        const MOTION: &[EdgeName] = &[EdgeName::Motion, EdgeName::Clear];
         match self {
-            SensorKind::Simulated(SimulatedKind::Climate, _) => false,
-            SensorKind::Simulated(SimulatedKind::Motion | SimulatedKind::Door, _) => true,
-            SensorKind::I2c(..) | SensorKind::Sysfs(_) => false,
-            SensorKind::Gpio(..) => true,
+            SensorKind::Simulated(SimulatedKind::Climate, _) => &[],
+            SensorKind::Simulated(SimulatedKind::Motion, _) => MOTION,
+            SensorKind::Simulated(SimulatedKind::Door, _) => DOOR,
+            SensorKind::I2c(..) | SensorKind::Sysfs(_) => &[],
+            SensorKind::Gpio(GpioKind::Pir, _) => MOTION,
+            SensorKind::Gpio(GpioKind::ReedSwitch, _) => DOOR,
         }
     }
 
@@ -453,5 +463,12 @@ mod tests {
             with_events,
             ["simulated_motion", "simulated_door", "pir", "reed_switch"]
         );
+    }
+
+    #[test]
+    fn a_tag_named_event_is_refused_because_it_names_the_edge_of_events() {
+        let text = "[[sensor]]\nid = \"d\"\nkind = \"simulated_door\"\ntags = { event = \"x\" }\n";
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.contains("tag `event` is reserved"), "{err}");
     }
 }

@@ -158,6 +158,12 @@ pub fn check_board_tag(key: &str, value: &str) -> Result<(), String> {
     if key == "time" {
         return Err("a tag named `time` is rejected by InfluxDB; rename it".into());
     }
+    if key == crate::reading::EdgeName::TAG {
+        return Err(
+            "tag `event` is reserved: fieldlink sets it on event readings (open/close, motion/clear)"
+                .into(),
+        );
+    }
     check_tag(key, value)
 }
 

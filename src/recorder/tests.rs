@@ -20,6 +20,7 @@ fn a_full_disk_keeps_a_bounded_spill_in_memory_drops_routine_first_and_writes_wh
     let time = Arc::new(TimeKeeper::new(clock, false, 0));
     let plan = SeriesPlan {
         sensor_keys: vec!["m".into()],
+        event_keys: Vec::new(),
         sensor_ids: vec!["S".into()],
         internal_key: "i".into(),
     };
@@ -41,7 +42,7 @@ fn a_full_disk_keeps_a_bounded_spill_in_memory_drops_routine_first_and_writes_wh
         .conn()
         .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
         .unwrap();
-    rec.accept(reading(-1, Kind::Event, &time));
+    rec.accept(reading(-1, Kind::Event(EdgeName::Open), &time));
     for n in 0..(SPILL_LIMIT as i64 + 100) {
         rec.accept(reading(n, Kind::Routine, &time));
     }
@@ -83,6 +84,7 @@ fn commits_once_per_window_and_adds_health_once_per_interval_on_the_agents_clock
     let time = Arc::new(TimeKeeper::new(clock.clone(), false, 0));
     let plan = SeriesPlan {
         sensor_keys: vec!["m".into()],
+        event_keys: Vec::new(),
         sensor_ids: vec!["S".into()],
         internal_key: "i".into(),
     };
@@ -127,6 +129,7 @@ fn ten_thousand_readings_a_second_for_a_minute_are_all_queued_and_pending_stays_
     let sensors = 100;
     let plan = SeriesPlan {
         sensor_keys: (0..sensors).map(|i| format!("m,s={i}")).collect(),
+        event_keys: Vec::new(),
         sensor_ids: (0..sensors).map(|i| format!("S{i}")).collect(),
         internal_key: "i".into(),
     };
@@ -161,4 +164,54 @@ fn ten_thousand_readings_a_second_for_a_minute_are_all_queued_and_pending_stays_
     let c = rec.queue().counters().unwrap();
     assert_eq!(c.get("dropped.dropped_full"), None, "{c:?}");
     assert_eq!(rec.queue().stats().unwrap().depth, 600_000);
+}
+
+#[test]
+fn event_readings_go_to_their_edges_series_and_state_samples_to_the_sensors_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+    let clock = Arc::new(ManualClock::new(build_time_ns() + 1, true, "b"));
+    let time = Arc::new(TimeKeeper::new(clock, false, 0));
+    let plan = SeriesPlan {
+        sensor_keys: vec!["m,sensor_id=D".into()],
+        event_keys: vec![vec![
+            (EdgeName::Open, "m,event=open,sensor_id=D".into()),
+            (EdgeName::Close, "m,event=close,sensor_id=D".into()),
+        ]],
+        sensor_ids: vec!["D".into()],
+        internal_key: "i".into(),
+    };
+    let (window, metrics) = (Duration::from_secs(5), Duration::from_secs(3600));
+    let mut rec = Recorder::new(queue, &plan, time.clone(), window, metrics).unwrap();
+    for kind in [
+        Kind::Routine,
+        Kind::Event(EdgeName::Open),
+        Kind::Routine,
+        Kind::Event(EdgeName::Close),
+        Kind::Event(EdgeName::Open),
+    ] {
+        rec.accept(reading(1, kind, &time));
+    }
+    rec.commit();
+    let mut per_series = rec
+        .queue()
+        .conn()
+        .prepare(
+            "SELECT series.key, count(*), sum(event) FROM readings \
+             JOIN series ON series.id = readings.series GROUP BY series.key ORDER BY series.key",
+        )
+        .unwrap();
+    let rows: Vec<(String, i64, i64)> = per_series
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("m,event=close,sensor_id=D".to_string(), 1, 1),
+            ("m,event=open,sensor_id=D".to_string(), 2, 2),
+            ("m,sensor_id=D".to_string(), 2, 0),
+        ]
+    );
 }

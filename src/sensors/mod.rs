@@ -20,7 +20,7 @@ pub mod simulated;
 pub mod sysfs;
 
 use crate::config::{SensorConfig, SensorKind, SimulatedKind};
-use crate::reading::Fields;
+use crate::reading::{Event, Fields};
 use std::time::Duration;
 
 /// A sensor that is read on a schedule (climate chips, 1-Wire, IIO, SoC temperature, and the
@@ -35,8 +35,8 @@ pub trait Sensor: Send {
 /// blocks in `next_event`; the sampler still calls `Sensor::read` each interval for the state.
 pub trait EventSensor: Sensor {
     /// Wait up to `timeout` for the next edge; `Ok(None)` when none came. Each event becomes
-    /// one reading of kind `Event`, stamped when it arrives.
-    fn next_event(&mut self, timeout: Duration) -> Result<Option<Fields>, SensorError>;
+    /// one reading of kind `Event`, tagged with its edge and stamped when it arrives.
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, SensorError>;
 }
 
 /// Why a sensor gave no reading. Every variant is counted per sensor and shown in `status`.

@@ -6,8 +6,9 @@
 //! laid out in time from when the sensor was created: `read` reports the state at the current
 //! moment and `next_event` sleeps until the next scripted edge is due.
 
+use super::gpio::pir::motion_event;
 use super::{EventSensor, Sensor, SensorError};
-use crate::reading::{Fields, Value};
+use crate::reading::{EdgeName, Event, Fields, Value};
 use crate::rng::Rng;
 use std::time::{Duration, Instant};
 
@@ -340,9 +341,9 @@ impl Sensor for SimulatedMotion {
 }
 
 impl EventSensor for SimulatedMotion {
-    fn next_event(&mut self, timeout: Duration) -> Result<Option<Fields>, SensorError> {
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, SensorError> {
         let edge = self.events.wait(self.clock.now(), timeout);
-        Ok(edge.map(|edge| vec![("motion_detected", Value::Bool(edge.active))]))
+        Ok(edge.map(|edge| motion_event(edge.active)))
     }
 }
 
@@ -383,18 +384,26 @@ impl SimulatedDoor {
         ]
     }
 
-    fn event_fields(&self, edge: ScriptEdge) -> Fields {
+    fn event(&self, edge: ScriptEdge) -> Event {
         if edge.active {
-            vec![
+            let fields = vec![
                 ("door_open", Value::Bool(true)),
                 ("open_count", Value::Int(self.events.activations)),
-            ]
+            ];
+            Event {
+                edge: EdgeName::Open,
+                fields,
+            }
         } else {
             let open = edge.at.saturating_sub(self.events.activated_at);
-            vec![
+            let fields = vec![
                 ("door_open", Value::Bool(false)),
                 ("open_seconds", Value::Float(round2(open.as_secs_f64()))),
-            ]
+            ];
+            Event {
+                edge: EdgeName::Close,
+                fields,
+            }
         }
     }
 }
@@ -406,9 +415,9 @@ impl Sensor for SimulatedDoor {
 }
 
 impl EventSensor for SimulatedDoor {
-    fn next_event(&mut self, timeout: Duration) -> Result<Option<Fields>, SensorError> {
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, SensorError> {
         let edge = self.events.wait(self.clock.now(), timeout);
-        Ok(edge.map(|edge| self.event_fields(edge)))
+        Ok(edge.map(|edge| self.event(edge)))
     }
 }
 

@@ -3,7 +3,7 @@
 //! comes; a debounce time is optional.
 
 use super::{Debouncer, EdgeSource};
-use crate::reading::{Fields, Value};
+use crate::reading::{EdgeName, Event, Fields, Value};
 use crate::sensors::{EventSensor, Sensor, SensorError};
 use std::time::Duration;
 
@@ -35,9 +35,21 @@ impl<S: EdgeSource> Sensor for Pir<S> {
 }
 
 impl<S: EdgeSource> EventSensor for Pir<S> {
-    fn next_event(&mut self, timeout: Duration) -> Result<Option<Fields>, SensorError> {
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, SensorError> {
         let change = self.debouncer.next_change(&mut self.source, timeout)?;
-        Ok(change.map(|edge| vec![("motion_detected", Value::Bool(edge.active))]))
+        Ok(change.map(|edge| motion_event(edge.active)))
+    }
+}
+
+/// A motion edge as every motion sensor reports it: `event=motion` or `event=clear`.
+pub fn motion_event(active: bool) -> Event {
+    Event {
+        edge: if active {
+            EdgeName::Motion
+        } else {
+            EdgeName::Clear
+        },
+        fields: vec![("motion_detected", Value::Bool(active))],
     }
 }
 
@@ -52,7 +64,12 @@ mod tests {
     fn each_edge_becomes_one_motion_event() {
         let source = ScriptedSource::new(false, &[(500, true), (4500, false)]);
         let mut pir = Pir::new(source, Duration::ZERO).unwrap();
-        let motion = |v| Some(vec![("motion_detected", Value::Bool(v))]);
+        let motion = |v| {
+            Some(Event {
+                edge: if v { EdgeName::Motion } else { EdgeName::Clear },
+                fields: vec![("motion_detected", Value::Bool(v))],
+            })
+        };
         assert_eq!(pir.next_event(SECOND).unwrap(), motion(true));
         assert_eq!(pir.next_event(SECOND).unwrap(), None);
         assert_eq!(pir.next_event(SECOND * 5).unwrap(), motion(false));

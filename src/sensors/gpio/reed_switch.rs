@@ -4,7 +4,7 @@
 //! count lives in a small state file so it survives restarts and power cuts.
 
 use super::{Debouncer, EdgeSource};
-use crate::reading::{Fields, Value};
+use crate::reading::{EdgeName, Event, Fields, Value};
 use crate::sensors::{EventSensor, Sensor, SensorError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,19 +59,23 @@ impl<S: EdgeSource> Sensor for ReedSwitch<S> {
 }
 
 impl<S: EdgeSource> EventSensor for ReedSwitch<S> {
-    fn next_event(&mut self, timeout: Duration) -> Result<Option<Fields>, SensorError> {
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, SensorError> {
         let Some(change) = self.debouncer.next_change(&mut self.source, timeout)? else {
             return Ok(None);
         };
         let mut fields = vec![("door_open", Value::Bool(change.active))];
-        if change.active {
+        let edge = if change.active {
             self.opened_at = Some(change.at);
             fields.push(("open_count", Value::Int(self.count.increment())));
-        } else if let Some(opened) = self.opened_at.take() {
-            let seconds = change.at.saturating_sub(opened).as_secs_f64();
-            fields.push(("open_seconds", Value::Float(seconds)));
-        }
-        Ok(Some(fields))
+            EdgeName::Open
+        } else {
+            if let Some(opened) = self.opened_at.take() {
+                let seconds = change.at.saturating_sub(opened).as_secs_f64();
+                fields.push(("open_seconds", Value::Float(seconds)));
+            }
+            EdgeName::Close
+        };
+        Ok(Some(Event { edge, fields }))
     }
 }
 
@@ -173,15 +177,41 @@ mod tests {
         ReedSwitch::new(source, DEFAULT_DEBOUNCE, dir.path().join("door.state")).unwrap()
     }
 
-    /// Every event until the script runs out and settles.
+    /// The fields of every event until the script runs out and settles.
     fn events(door: &mut ReedSwitch<ScriptedSource>) -> Vec<Fields> {
+        edges_and_events(door).into_iter().map(|(_, f)| f).collect()
+    }
+
+    fn edges_and_events(door: &mut ReedSwitch<ScriptedSource>) -> Vec<(EdgeName, Fields)> {
         let mut out = Vec::new();
         for _ in 0..100 {
-            if let Some(fields) = door.next_event(SECOND).unwrap() {
-                out.push(fields);
+            if let Some(event) = door.next_event(SECOND).unwrap() {
+                out.push((event.edge, event.fields));
             }
         }
         out
+    }
+
+    #[test]
+    fn openings_are_open_events_and_closings_close_events_even_with_bounce() {
+        let dir = tempfile::tempdir().unwrap();
+        let edges = [
+            (1000, true),
+            (1004, false),
+            (1008, true),
+            (3000, false),
+            (3003, true),
+            (3006, false),
+            (6000, true),
+            (9000, false),
+        ];
+        let mut door = door(&dir, false, &edges);
+        let names: Vec<EdgeName> = edges_and_events(&mut door)
+            .into_iter()
+            .map(|(edge, _)| edge)
+            .collect();
+        use EdgeName::{Close, Open};
+        assert_eq!(names, [Open, Close, Open, Close]);
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn boolean(fields: &Fields, name: &str) -> bool {
 }
 
 /// The events already due (tests move the clock ahead first), without sleeping.
-fn due_events<S: EventSensor>(sensor: &mut S, count: usize) -> Vec<Fields> {
+fn due_events<S: EventSensor>(sensor: &mut S, count: usize) -> Vec<Event> {
     (0..count)
         .filter_map(|_| sensor.next_event(Duration::ZERO).unwrap())
         .collect()
@@ -159,12 +159,15 @@ fn door_events_count_openings_and_time_them_on_close() {
     let events = due_events(&mut sensor, 1000);
     assert_eq!(events.len(), 1000);
     for (i, event) in events.iter().enumerate() {
+        let fields = &event.fields;
         if i % 2 == 0 {
-            assert!(boolean(event, "door_open"));
-            assert_eq!(int(event, "open_count"), i as i64 / 2 + 1);
+            assert_eq!(event.edge, EdgeName::Open);
+            assert!(boolean(fields, "door_open"));
+            assert_eq!(int(fields, "open_count"), i as i64 / 2 + 1);
         } else {
-            assert!(!boolean(event, "door_open"));
-            assert!(float(event, "open_seconds") >= DoorScript::MIN_OPEN);
+            assert_eq!(event.edge, EdgeName::Close);
+            assert!(!boolean(fields, "door_open"));
+            assert!(float(fields, "open_seconds") >= DoorScript::MIN_OPEN);
         }
     }
     // The state seen by `read` at the same moment agrees with the events.
@@ -189,7 +192,11 @@ fn next_event_sleeps_until_an_edge_that_is_due_soon() {
     sensor.events.next.at = sensor.clock.now() + Duration::from_millis(30);
     let started = Instant::now();
     let event = sensor.next_event(Duration::from_secs(5)).unwrap();
-    assert_eq!(event, Some(vec![("motion_detected", Value::Bool(true))]));
+    let expected = Event {
+        edge: EdgeName::Motion,
+        fields: vec![("motion_detected", Value::Bool(true))],
+    };
+    assert_eq!(event, Some(expected));
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(25) && waited < Duration::from_secs(2));
 }
