@@ -63,10 +63,13 @@ impl Command {
 }
 
 /// How a command that prints data prints it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
+    #[default]
     Text,
     Json,
+    /// The exact lines that would be queued (`read` only), like `telegraf --test`.
+    LineProtocol,
 }
 
 /// What `dead-letter` does.
@@ -264,7 +267,7 @@ impl Action {
 #[derive(Debug, Default)]
 struct Given {
     board: Option<PathBuf>,
-    json: bool,
+    format: Format,
     bus: Option<PathBuf>,
     timeout: Option<Duration>,
     all: bool,
@@ -298,8 +301,8 @@ impl Given {
         match opt {
             Opt::Board => self.board = Some(value()?.into()),
             Opt::Bus => self.bus = Some(value()?.into()),
-            Opt::Format => self.json = parse_format(&option, value()?)?,
-            Opt::Json => self.json = true,
+            Opt::Format => self.format = parse_format(name, &option, value()?)?,
+            Opt::Json => self.format = Format::Json,
             Opt::Timeout => self.timeout = Some(duration(&option, value()?)?),
             Opt::OlderThan => self.older_than = Some(duration(&option, value()?)?),
             Opt::All => self.all = true,
@@ -342,11 +345,7 @@ impl Given {
             .clone()
             .or_else(|| board_from_env.filter(|v| !v.is_empty()).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BOARD));
-        let format = if self.json {
-            Format::Json
-        } else {
-            Format::Text
-        };
+        let format = self.format;
         Ok(match name {
             Name::Run => Command::Run { board },
             Name::Check => Command::Check { board },
@@ -401,15 +400,19 @@ fn text_value(option: &str, value: OsString) -> Result<String, Problem> {
     })
 }
 
-fn parse_format(option: &str, value: OsString) -> Result<bool, Problem> {
+fn parse_format(name: Name, option: &str, value: OsString) -> Result<Format, Problem> {
     let text = text_value(option, value)?;
     match text.as_str() {
-        "json" => Ok(true),
-        "table" | "text" => Ok(false),
+        "json" => Ok(Format::Json),
+        "table" | "text" => Ok(Format::Text),
+        "lp" | "line-protocol" if name == Name::Read => Ok(Format::LineProtocol),
         _ => Err(Problem::BadValue {
             option: option.into(),
             value: text,
-            reason: "expected json or table".into(),
+            reason: match name {
+                Name::Read => "expected json, table or lp".into(),
+                _ => "expected json or table".into(),
+            },
         }),
     }
 }

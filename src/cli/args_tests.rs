@@ -284,3 +284,22 @@ fn usage_errors_know_whose_help_to_show() {
     assert_eq!(topic(&["run", "--older-than", "7d"]), Some(Name::Run));
     assert_eq!(topic(&["bogus"]), None);
 }
+
+#[test]
+fn line_protocol_is_a_format_of_read_only() {
+    assert_eq!(
+        parse_words(&["read", "--format", "lp", "-b", "b"]).unwrap(),
+        Command::Read {
+            board: board("b"),
+            format: Format::LineProtocol
+        }
+    );
+    assert_eq!(
+        problem(&["status", "--format", "lp"]),
+        Problem::BadValue {
+            option: "--format".into(),
+            value: "lp".into(),
+            reason: "expected json or table".into()
+        }
+    );
+}

@@ -30,7 +30,8 @@ pub fn dead_letter(board: &Board, action: DeadLetter) -> Result<(), CliError> {
                         serde_json::to_string_pretty(&items).unwrap_or_default()
                     );
                 }
-                Format::Text => {
+                // Only `read` accepts `--format lp`.
+                Format::Text | Format::LineProtocol => {
                     for d in &letters {
                         println!("#{} [{}] {}\n    {}", d.id, d.reason, d.message, d.line);
                     }

@@ -78,7 +78,7 @@ pub const OVERVIEW: &str = "fieldlink — offline-first sensor agent for Raspber
 usage:
   fieldlink run [--board FILE]          sample and upload until SIGTERM/SIGINT
   fieldlink check [--board FILE]        validate the board file and print the resolved config
-  fieldlink read [--board FILE] [--format json]
+  fieldlink read [--board FILE] [--format json|lp]
                                         read every sensor once and print the values
   fieldlink scan [--bus /dev/i2c-1]     probe an I2C bus and name the known chips found
   fieldlink status [--board FILE] [--format json]
@@ -112,11 +112,13 @@ const CHECK: &str = concat!(
 );
 
 const READ: &str = concat!(
-    "usage: fieldlink read [--board FILE] [--format json|table]\n\n",
-    "Read every sensor once and print the values; exit 1 if any sensor could not be read.\n\n",
+    "usage: fieldlink read [--board FILE] [--format json|table|lp]\n\n",
+    "Read every sensor once and print the values; exit 1 if any sensor could not be read.\n",
+    "`--format lp` prints the exact line protocol that would be queued (tags, escaping,\n",
+    "types) and queues nothing.\n\n",
     "options:\n",
     "  -b, --board FILE   the board file (default $FIELDLINK_BOARD, else /etc/fieldlink/board.toml)\n",
-    "  --format FORMAT    table (default) or json; --json is short for --format json"
+    "  --format FORMAT    table (default), json or lp; --json is short for --format json"
 );
 
 const SCAN: &str = concat!(

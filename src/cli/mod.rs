@@ -63,7 +63,8 @@ where
                     "{}",
                     serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
                 ),
-                args::Format::Text => print!("{}", report.to_text()),
+                // Only `read` accepts `--format lp`.
+                args::Format::Text | args::Format::LineProtocol => print!("{}", report.to_text()),
             }
         }
         Command::Sync { board, timeout } => sync::sync(&Board::load(&board)?, timeout)?,

@@ -2,7 +2,9 @@
 
 use super::args::Format;
 use super::CliError;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Board, SensorConfig};
+use crate::line_protocol;
 use crate::reading::{Fields, Value};
 use crate::sensors::{self, DriverFactory, SensorError};
 use std::path::Path;
@@ -34,6 +36,14 @@ pub fn read(board: &Board, format: Format) -> Result<(), CliError> {
             serde_json::to_string_pretty(&readout_json(&readout)).unwrap_or_default()
         ),
         Format::Text => print!("{}", readout_table(&readout)),
+        Format::LineProtocol => {
+            for (cfg, result) in &readout {
+                if let Err(e) = result {
+                    eprintln!("sensor {}: {e}", cfg.id);
+                }
+            }
+            print!("{}", readout_lines(board, &readout));
+        }
     }
     let failed = readout.iter().filter(|(_, r)| r.is_err()).count();
     if failed > 0 {
@@ -56,6 +66,23 @@ fn readout_json(readout: &Readout) -> serde_json::Value {
             Err(e) => serde_json::json!({"sensor": cfg.id, "kind": cfg.kind.name(), "error": e.to_string(), "reason": e.reason()}),
         })
         .collect()
+}
+
+/// The lines the recorder would queue for this readout: the same series keys (device and
+/// sensor tags, sorted and escaped) and field sets, stamped now.
+fn readout_lines(board: &Board, readout: &Readout) -> String {
+    let device_id = crate::device::resolve_id(&board.device.id);
+    let plan = crate::device::series_plan(board, &device_id);
+    let now = SystemClock::default().wall_ns();
+    let mut out = Vec::new();
+    for ((_, result), key) in readout.iter().zip(&plan.sensor_keys) {
+        let Ok(fields) = result else { continue };
+        if let (Some(set), _) = line_protocol::field_set(fields) {
+            line_protocol::push_line(&mut out, key, &set, now);
+            out.push(b'\n');
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn readout_table(readout: &Readout) -> String {
