@@ -5,6 +5,7 @@
 
 pub mod exec;
 pub mod fs;
+pub mod lock;
 pub mod malloc;
 pub mod notify;
 pub mod proc;

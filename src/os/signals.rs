@@ -1,13 +1,13 @@
-//! Signals: SIGTERM and SIGINT ask the agent to stop, SIGHUP to reload its board file; SIGPIPE
-//! ends commands that print.
+//! Signals: SIGTERM and SIGINT ask the agent to stop, SIGHUP to reload its board file, SIGUSR1
+//! to drain its queue now (what `sync` sends a running agent); SIGPIPE ends commands that print.
 
 use std::io;
 
 /// A signal disposition the kernel or signal-hook refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
-    /// Installing the SIGTERM/SIGINT/SIGHUP handlers failed.
-    #[error("cannot install the SIGTERM/SIGINT/SIGHUP handlers")]
+    /// Installing the SIGTERM/SIGINT/SIGHUP (or SIGUSR1) handlers failed.
+    #[error("cannot install the signal handlers")]
     Register(#[source] io::Error),
     /// The thread that waits for the signals could not start.
     #[error("cannot start the signal thread")]
@@ -18,6 +18,51 @@ pub enum SignalError {
     /// signal(2) refused to reset SIGPIPE.
     #[error("cannot reset SIGPIPE to its default")]
     Sigpipe(#[source] io::Error),
+    /// kill(2) could not deliver the drain request (no such process, not ours).
+    #[error("cannot signal process {pid}")]
+    Send {
+        pid: i32,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Ask the agent with process id `pid` to drain its queue now (SIGUSR1).
+#[allow(unsafe_code)]
+pub fn request_drain(pid: i32) -> Result<(), SignalError> {
+    // SAFETY: kill(2) sends a signal; it touches no memory of ours.
+    if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
+        return Err(SignalError::Send {
+            pid,
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Watches for SIGUSR1 (a drain request) from a small thread; dropping it stops watching.
+pub struct DrainWatch {
+    handle: signal_hook::iterator::Handle,
+}
+
+impl DrainWatch {
+    /// Call `on_request`, from the watching thread, each time SIGUSR1 arrives.
+    pub fn start(on_request: impl Fn() + Send + 'static) -> Result<Self, SignalError> {
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
+            .map_err(SignalError::Register)?;
+        let handle = signals.handle();
+        std::thread::Builder::new()
+            .name("drain-requests".into())
+            .spawn(move || signals.forever().for_each(|_| on_request()))
+            .map_err(SignalError::Thread)?;
+        Ok(DrainWatch { handle })
+    }
+}
+
+impl Drop for DrainWatch {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
 }
 
 /// Commands that print and end behave like any Unix tool when their reader goes away
