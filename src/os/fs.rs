@@ -1,5 +1,5 @@
 //! File system capacity: statvfs(3), so `status` can say "disk full" even though the agent
-//! cannot write that down while it is full.
+//! cannot write that down while it is full; and the umask the agent creates files with.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,18 @@ pub fn available_bytes(dir: &Path) -> Result<u64, StatvfsError> {
     }
     #[allow(clippy::useless_conversion)] // the field types differ between 32- and 64-bit targets
     Ok(u64::from(info.f_bavail) * u64::from(info.f_frsize))
+}
+
+/// Make every file and directory this process creates from now on private to its user
+/// (umask 077): the queue, its WAL and shared-memory files, sensor state files. Whatever umask
+/// the agent was started with (a shell's 022, a unit without `UMask=`), readings and their
+/// tags are nobody else's to read.
+#[allow(unsafe_code)]
+pub fn keep_new_files_private() {
+    // SAFETY: umask(2) only sets the process's file mode creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 #[cfg(test)]

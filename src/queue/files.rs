@@ -1,7 +1,10 @@
-//! The queue's place on disk: its directory made (only the last level) and checked writable,
-//! and a corrupt file moved aside so a fresh queue can start.
+//! The queue's place on disk: its directory made (only the last level, 0700) and checked
+//! writable, the file created 0600 before SQLite opens it (SQLite gives the WAL and
+//! shared-memory files the database file's mode), and a corrupt file moved aside so a fresh
+//! queue can start.
 
 use super::QueueError;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Create the queue's own directory if only it is missing; a missing parent is a
@@ -28,12 +31,34 @@ pub(super) fn ensure_directory(path: &Path) -> Result<(), QueueError> {
                 path: dir.to_path_buf(),
             });
         }
-        std::fs::create_dir(dir).map_err(fail("cannot create it"))?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail("cannot create it"))?;
     }
     let probe = dir.join(".fieldlink-write-test");
     std::fs::write(&probe, b"").map_err(fail("is not writable"))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// Create the queue file empty and private (0600, whatever the umask) if it does not exist,
+/// so SQLite never creates it with the umask's mode; an empty file is a valid new database.
+pub(super) fn create_private(path: &Path) -> Result<(), QueueError> {
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(QueueError::Directory {
+            path: path.to_path_buf(),
+            action: "cannot create the queue file",
+            source,
+        }),
+    }
 }
 
 /// Rename a corrupt queue file (and its WAL and index) to `<path>.corrupt-<unix time>`.

@@ -105,6 +105,7 @@ impl Queue {
     /// never turns into a crash loop.
     pub fn open(path: &Path) -> Result<Queue, QueueError> {
         files::ensure_directory(path)?;
+        files::create_private(path)?;
         match Self::open_checked(path) {
             Ok(queue) => Ok(queue),
             Err(QueueError::Sqlite { source, .. }) if is_corruption(&source) => {
@@ -114,6 +115,7 @@ impl Queue {
                     path.display(),
                     aside.display()
                 );
+                files::create_private(path)?;
                 let mut queue = Self::open_checked(path)?;
                 queue.add_counters(&[(counter::CORRUPT_RECOVERED, 1)])?;
                 Ok(queue)
