@@ -31,7 +31,8 @@ pub enum CliError {
     /// The uploader for the board's `[upload]` section could not be built.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The board's `[upload]` endpoint or token is unusable.
+    /// The board's `[upload]` endpoint or token is unusable (`check`): exit 2, like a board
+    /// error, since the fix is in the configuration.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
     /// `status`, `sync` or `dead-letter` on a board whose agent has never run.
@@ -72,7 +73,7 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Board(_) => 2,
+            CliError::Usage(_) | CliError::Board(_) | CliError::Endpoint(_) => 2,
             _ => 1,
         }
     }

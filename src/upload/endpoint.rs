@@ -21,13 +21,33 @@ pub struct Endpoint {
     pub gzip: bool,
 }
 
+/// The board keys a token comes from, for errors.
+const TOKEN_KEYS: (&str, &str) = ("token_env", "token_file");
+
 impl Endpoint {
+    /// The endpoint with its token read now: fails when the token cannot be had (`check`,
+    /// `sync`).
     pub fn new(cfg: &UploadConfig) -> Result<Endpoint, EndpointError> {
         let token = Secret::load(
             cfg.token_env.as_deref(),
             cfg.token_file.as_deref(),
-            ("token_env", "token_file"),
+            TOKEN_KEYS,
         )?;
+        Endpoint::with_token(cfg, token)
+    }
+
+    /// The endpoint even while its token is missing (the agent: it samples and queues
+    /// anyway); each request reads the token again, and fails until it is there.
+    pub fn waiting_for_token(cfg: &UploadConfig) -> Result<Endpoint, EndpointError> {
+        let token = Secret::deferred(
+            cfg.token_env.as_deref(),
+            cfg.token_file.as_deref(),
+            TOKEN_KEYS,
+        );
+        Endpoint::with_token(cfg, token)
+    }
+
+    fn with_token(cfg: &UploadConfig, token: Secret) -> Result<Endpoint, EndpointError> {
         if !token.is_none()
             && cfg.url.starts_with("http://")
             && !is_loopback(&cfg.url)

@@ -34,7 +34,7 @@ impl<T: Transport> Output for InfluxHttp<T> {
             Ok(headers) => headers,
             Err(e) => {
                 return Answer::Misconfigured {
-                    reason: super::error_chain(&e),
+                    reason: format!("waiting for token: {}", super::error_chain(&e)),
                 }
             }
         };

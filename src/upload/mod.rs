@@ -289,6 +289,19 @@ pub fn connect(
     Ok(Uploader::new(queue, output, cfg, seed, time))
 }
 
+/// The uploader as the agent runs it: like [`connect`], but a token that is not there yet
+/// only makes uploads wait (each attempt reads it again), so sampling never waits for it.
+pub fn connect_waiting_for_token(
+    queue: Queue,
+    cfg: &UploadConfig,
+    device_id: &str,
+    seed: &str,
+    time: Arc<TimeKeeper>,
+) -> Result<BoardUploader, ConnectError> {
+    let output = BoardOutput::waiting_for_token(cfg, device_id)?;
+    Ok(Uploader::new(queue, output, cfg, seed, time))
+}
+
 /// gzip at the default level: line protocol shrinks about tenfold, which matters more on a
 /// metered or flaky link than the Pi's CPU time does.
 pub fn gzip(body: &[u8]) -> Vec<u8> {

@@ -8,8 +8,10 @@
 //! - `Lines` (v3 names the rejected lines): exactly those are dead-lettered, the rest acked.
 //! - `Partial` / `Rejected` (400/422): the batch is bisected to isolate the bad lines, which
 //!   are dead-lettered with the server's message; the rest is acknowledged.
-//! - `Unauthorized` (401/403), `NotFound` (404), `Misconfigured`: everything is kept, long
-//!   backoff (30 s to 15 min, growing).
+//! - `Unauthorized` (401/403), `NotFound` (404): everything is kept, long backoff (30 s to
+//!   15 min, growing).
+//! - `Misconfigured` (no token yet): everything is kept; retried every 5 s to 1 min, since
+//!   nothing reaches the server and a token that appears should be used soon.
 //! - `Unavailable` (429/503 with `Retry-After`, other 5xx, network errors): everything is
 //!   kept; wait as the server asked (capped), else exponential backoff with full jitter.
 
@@ -49,6 +51,8 @@ impl From<QueueError> for Halt {
 pub(super) struct Policy {
     backoff: Backoff,
     long_backoff: Backoff,
+    /// While the output waits for its settings (a token file to appear).
+    settings_backoff: Backoff,
     /// Starts at `batch_bytes`; halved for the session when the server answers 413.
     batch_bytes: usize,
 }
@@ -68,6 +72,12 @@ impl Policy {
                 Duration::from_secs(30),
                 Rng::from_text(&format!("{seed}/long")),
             ),
+            settings_backoff: Backoff::new(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+                Rng::from_text(&format!("{seed}/settings")),
+            ),
             batch_bytes,
         }
     }
@@ -81,6 +91,7 @@ impl Policy {
     pub fn recovered(&mut self) {
         self.backoff.reset();
         self.long_backoff.reset();
+        self.settings_backoff.reset();
     }
 
     /// Answers that keep everything become a pause; the others are settled line by line.
@@ -92,7 +103,10 @@ impl Policy {
             Answer::NotFound { message } => Err(self.pause_long(format!(
                 "the database or bucket does not exist ({message}); create it or fix upload.database / upload.bucket"
             ))),
-            Answer::Misconfigured { reason } => Err(self.pause_long(reason)),
+            Answer::Misconfigured { reason } => Err(Pause {
+                delay: self.settings_backoff.next_delay(),
+                reason,
+            }),
             Answer::Unavailable { reason, retry_after } => {
                 let jittered = self.backoff.next_delay();
                 let delay = match retry_after {

@@ -10,8 +10,13 @@ use std::time::SystemTime;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretError {
+    /// The variable the board names is not set (or not UTF-8).
     #[error("upload.{key}: environment variable {var} is not set")]
     MissingEnv { key: &'static str, var: String },
+    /// The file the board names does not exist (yet): the agent waits for it.
+    #[error("upload.{key} {} is missing", path.display())]
+    FileMissing { key: &'static str, path: PathBuf },
+    /// The file is unreadable, empty or readable by others.
     #[error("upload.{key} {path}: {message}")]
     File {
         key: &'static str,
@@ -23,6 +28,12 @@ pub enum SecretError {
 pub enum Secret {
     None,
     Fixed(String),
+    /// Read from the environment at each use until it is set (see [`Secret::deferred`]).
+    Env {
+        key: &'static str,
+        var: String,
+        value: Option<String>,
+    },
     /// Re-read when the file changes.
     File {
         key: &'static str,
@@ -62,12 +73,37 @@ impl Secret {
         }
     }
 
+    /// Like [`Secret::load`], but a secret that is not there yet is no error now: each use
+    /// reads the variable or file again and fails until it is there (the agent samples and
+    /// queues meanwhile).
+    pub fn deferred(
+        env: Option<&str>,
+        file: Option<&Path>,
+        keys: (&'static str, &'static str),
+    ) -> Secret {
+        match (env, file) {
+            (Some(var), _) => Secret::Env {
+                key: keys.0,
+                var: var.to_string(),
+                value: None,
+            },
+            (None, Some(path)) => Secret::File {
+                key: keys.1,
+                path: path.to_path_buf(),
+                modified: None,
+                value: String::new(),
+            },
+            (None, None) => Secret::None,
+        }
+    }
+
     /// The current value (re-reading a changed file); `None` when no secret is configured.
     pub fn value(&mut self) -> Result<Option<&str>, SecretError> {
         self.refresh()?;
         Ok(match self {
             Secret::None => None,
             Secret::Fixed(value) | Secret::File { value, .. } => Some(value.as_str()),
+            Secret::Env { value, .. } => value.as_deref(),
         })
     }
 
@@ -76,21 +112,35 @@ impl Secret {
     }
 
     fn refresh(&mut self) -> Result<(), SecretError> {
-        let Secret::File {
-            key,
-            path,
-            modified,
-            value,
-        } = self
-        else {
-            return Ok(());
+        let (key, path, modified, value) = match self {
+            Secret::None | Secret::Fixed(_) => return Ok(()),
+            Secret::Env { key, var, value } => {
+                let read = std::env::var(&*var).map_err(|_| SecretError::MissingEnv {
+                    key,
+                    var: var.clone(),
+                })?;
+                *value = Some(read);
+                return Ok(());
+            }
+            Secret::File {
+                key,
+                path,
+                modified,
+                value,
+            } => (*key, path, modified, value),
         };
         let fail = |message: String| SecretError::File {
             key,
             path: path.clone(),
             message,
         };
-        let meta = std::fs::metadata(&*path).map_err(|e| fail(e.to_string()))?;
+        let meta = std::fs::metadata(&*path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SecretError::FileMissing {
+                key,
+                path: path.clone(),
+            },
+            _ => fail(e.to_string()),
+        })?;
         let stamp = meta.modified().ok();
         if stamp.is_some() && stamp == *modified {
             return Ok(());
