@@ -14,6 +14,7 @@ pub mod help;
 mod read;
 pub mod status;
 mod sync;
+mod sync_beside_agent;
 mod when;
 
 pub use args::{parse, Command, UsageError};

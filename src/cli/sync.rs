@@ -1,12 +1,13 @@
 //! `sync`: drain the queue now, with progress on a terminal, within a time limit, and say
-//! what became of the readings: uploaded, dead-lettered or still queued.
+//! what became of the readings: uploaded, dead-lettered or still queued. Beside a running
+//! agent (which holds the queue's lock) it asks the agent to drain instead.
 
 use super::existing_queue;
 use super::CliError;
 use crate::agent;
 use crate::clock::SystemClock;
 use crate::config::Board;
-use crate::queue::{Access, Queue, QueueError};
+use crate::queue::{Access, Queue, QueueError, WriterLock};
 use crate::upload::Step;
 use std::fmt;
 use std::io::IsTerminal;
@@ -72,6 +73,13 @@ pub fn sync(board: &Board, timeout: Duration) -> Result<(), CliError> {
         return Err(CliError::NoUpload);
     };
     let observer = Observer::new(board)?;
+    let path = board.queue.resolved_path();
+    let _lock = match crate::queue::take_writer_lock(&path)? {
+        WriterLock::Ours(lock) => lock,
+        WriterLock::HeldBy(pid) => {
+            return super::sync_beside_agent::sync_beside_agent(&path, pid, timeout)
+        }
+    };
     let (queue, time) = agent::open_queue(board, Arc::new(SystemClock::default()))?;
     let total = queue.stats()?.depth;
     let device_id = crate::device::resolve_id(&board.device.id);

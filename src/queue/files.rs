@@ -42,6 +42,36 @@ pub(super) fn ensure_directory(path: &Path) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// The lock a process holds while it drains or writes the queue at `path` (the agent, or
+/// `sync` when no agent runs): `<path>.lock`, holding the holder's process id.
+pub fn lock_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.lock", path.display()))
+}
+
+/// Who has the queue's lock after trying to take it.
+#[derive(Debug)]
+pub enum WriterLock {
+    /// This process has it until the value is dropped.
+    Ours(crate::os::lock::FileLock),
+    /// Another process has it (its id, when it could be read): a running agent or `sync`.
+    HeldBy(Option<i32>),
+}
+
+/// Try to take the queue's lock without waiting (making the queue's directory if needed).
+pub fn take_writer_lock(path: &Path) -> Result<WriterLock, QueueError> {
+    ensure_directory(path)?;
+    let lock = lock_path(path);
+    match crate::os::lock::try_lock(&lock) {
+        Ok(Some(held)) => Ok(WriterLock::Ours(held)),
+        Ok(None) => Ok(WriterLock::HeldBy(crate::os::lock::holder(&lock))),
+        Err(crate::os::lock::LockError::File { source, .. }) => Err(QueueError::Directory {
+            path: lock,
+            action: "cannot take the queue's lock",
+            source,
+        }),
+    }
+}
+
 /// Create the queue file empty and private (0600, whatever the umask) if it does not exist,
 /// so SQLite never creates it with the umask's mode; an empty file is a valid new database.
 pub(super) fn create_private(path: &Path) -> Result<(), QueueError> {

@@ -21,6 +21,7 @@ mod upkeep;
 pub use batch::{Batch, LineSink};
 pub use dead_letters::{split_line, DeadLetter, RecordedAt, Selection};
 pub use existing::Access;
+pub use files::{lock_path, take_writer_lock, WriterLock};
 pub use held::Settled;
 pub use retention::{Enforced, Policy};
 pub use stats::{counter, QueueStats};

@@ -116,4 +116,15 @@ impl Queue {
             .query_row("SELECT max(id) FROM readings", [], |r| r.get(0))
             .map_err(|e| self.err(e))
     }
+
+    /// How many waiting readings have an id up to `last_id`: what is left of a backlog.
+    pub fn count_through(&self, last_id: i64) -> Result<i64, QueueError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM readings WHERE id <= ?1",
+                [last_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
 }
