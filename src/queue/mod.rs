@@ -13,6 +13,7 @@ mod existing;
 mod files;
 mod held;
 mod retention;
+mod salvage;
 mod schema;
 mod stats;
 mod take;
@@ -24,6 +25,7 @@ pub use existing::Access;
 pub use files::{lock_path, take_writer_lock, WriterLock};
 pub use held::Settled;
 pub use retention::{Enforced, Policy};
+pub use salvage::Salvaged;
 pub use stats::{counter, QueueStats};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -102,27 +104,38 @@ pub struct Queue {
 
 impl Queue {
     /// Open (or create) the queue at `path`. A file SQLite cannot read as a database is moved
-    /// aside as `<path>.corrupt-<unix time>` and a fresh queue is started, so a damaged SD card
-    /// never turns into a crash loop.
+    /// aside as `<path>.corrupt-<unix time>`, a fresh queue is started and every row still
+    /// readable in the old file is salvaged into it, so a damaged SD card never turns into a
+    /// crash loop, nor costs more than its damaged pages.
     pub fn open(path: &Path) -> Result<Queue, QueueError> {
         files::ensure_directory(path)?;
         files::create_private(path)?;
         match Self::open_checked(path) {
             Ok(queue) => Ok(queue),
             Err(QueueError::Sqlite { source, .. }) if is_corruption(&source) => {
-                let aside = files::move_aside(path)?;
-                log::error!(
-                    "queue {} is corrupt ({source}); moved it to {} and started a fresh queue",
-                    path.display(),
-                    aside.display()
-                );
-                files::create_private(path)?;
-                let mut queue = Self::open_checked(path)?;
-                queue.add_counters(&[(counter::CORRUPT_RECOVERED, 1)])?;
-                Ok(queue)
+                Self::start_over(path, &source)
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// Move the corrupt file at `path` aside, open a fresh queue there and salvage into it.
+    fn start_over(path: &Path, cause: &rusqlite::Error) -> Result<Queue, QueueError> {
+        let aside = files::move_aside(path)?;
+        files::create_private(path)?;
+        let mut queue = Self::open_checked(path)?;
+        let salvaged = queue.salvage_from(&aside)?;
+        queue.add_counters(&[(counter::CORRUPT_RECOVERED, 1)])?;
+        log::error!(
+            "queue {} is corrupt ({cause}); salvaged {} waiting and {} held reading(s) and {} dead letter(s) into a fresh queue ({} waiting reading(s) unreadable); the old file is {}",
+            path.display(),
+            salvaged.readings,
+            salvaged.held,
+            salvaged.dead_letters,
+            salvaged.lost,
+            aside.display()
+        );
+        Ok(queue)
     }
 
     fn open_checked(path: &Path) -> Result<Queue, QueueError> {

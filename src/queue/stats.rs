@@ -42,6 +42,10 @@ pub mod counter {
     pub const FIELDS_NONFINITE: &str = "fields_dropped.nonfinite";
     /// Times a corrupt queue file was moved aside and a fresh one started.
     pub const CORRUPT_RECOVERED: &str = "queue.corrupt_recovered";
+    /// Readings (waiting or held) copied out of a corrupt file into the fresh queue.
+    pub const SALVAGED: &str = "queue.salvaged";
+    /// Waiting readings a corrupt file held that could not be read back.
+    pub const LOST_CORRUPT: &str = "dropped.corrupt";
     /// Gauge, not a counter: readings currently waiting (kept exact so status needs no COUNT).
     pub const QUEUED: &str = "queued";
     /// Gauge: readings currently held for an untrusted clock.

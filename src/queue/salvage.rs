@@ -1,0 +1,287 @@
+//! Salvage: when a corrupt queue file is set aside, every row SQLite can still read is copied
+//! into the fresh queue first, so a few garbled pages cost the readings on those pages, not
+//! the whole file.
+//!
+//! Rowid tables are read in id order; when a read fails, the scan probes further ids
+//! (doubling the step, then bisecting back) for the first id a seek can reach again, and
+//! goes on from there. Ids are kept, so the uploader's acknowledgements still name the same
+//! rows and the order of readings is the same.
+
+use super::{counter, Queue, QueueError};
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// Rows copied into one transaction of the fresh queue.
+const CHUNK: usize = 10_000;
+
+/// What was recovered from a corrupt file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Salvaged {
+    pub readings: i64,
+    pub held: i64,
+    pub dead_letters: i64,
+    /// Readings the old file counted as waiting that could not be read (when it could say).
+    pub lost: i64,
+}
+
+/// A rowid table and the columns copied from it (the first is the row id).
+struct Table {
+    name: &'static str,
+    columns: &'static str,
+}
+
+const ROWID_TABLES: [Table; 4] = [
+    Table {
+        name: "series",
+        columns: "id, key",
+    },
+    Table {
+        name: "readings",
+        columns: "id, series, time_ns, fields, event",
+    },
+    Table {
+        name: "held",
+        columns: "id, series, boot, mono_ns, wall_ns, fields, event",
+    },
+    Table {
+        name: "dead_letters",
+        columns: "id, line, reason, message, at_ns, at_trusted",
+    },
+];
+
+impl Queue {
+    /// Copy every readable row of the corrupt file at `aside` into this fresh queue. Rows
+    /// that cannot be read are skipped; readings whose series was lost are dropped (they
+    /// could not be written as lines). Gauges are recounted; counters carry over.
+    pub(super) fn salvage_from(&mut self, aside: &Path) -> Result<Salvaged, QueueError> {
+        let source = match Connection::open(aside) {
+            Ok(conn) => conn,
+            Err(e) => {
+                log::warn!("cannot open {} to salvage it: {e}", aside.display());
+                return Ok(Salvaged::default());
+            }
+        };
+        for table in &ROWID_TABLES {
+            let mut scan = Scan::new(&source, table);
+            loop {
+                let rows = scan.next_chunk(CHUNK);
+                if rows.is_empty() {
+                    break;
+                }
+                self.insert_rows(table, &rows)?;
+            }
+        }
+        let old_counters = read_pairs(&source, "SELECT name, value FROM counters");
+        let old_meta = read_pairs(&source, "SELECT key, value FROM meta");
+        self.finish_salvage(old_counters, old_meta)
+    }
+
+    fn insert_rows(&mut self, table: &Table, rows: &[Vec<Value>]) -> Result<(), QueueError> {
+        let marks = vec!["?"; table.columns.split(',').count()].join(", ");
+        let sql = format!(
+            "INSERT OR IGNORE INTO {}({}) VALUES ({marks})",
+            table.name, table.columns
+        );
+        self.write(|tx| {
+            let mut insert = tx.prepare(&sql)?;
+            for row in rows {
+                insert.execute(rusqlite::params_from_iter(row))?;
+            }
+            Ok(((), Vec::new()))
+        })
+    }
+
+    /// Drop orphans, carry counters and facts over, recount the gauges.
+    fn finish_salvage(
+        &mut self,
+        old_counters: Vec<(String, Value)>,
+        old_meta: Vec<(String, Value)>,
+    ) -> Result<Salvaged, QueueError> {
+        self.write(|tx| {
+            for table in ["readings", "held"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE series NOT IN (SELECT id FROM series)"),
+                    [],
+                )?;
+            }
+            let count = |table: &str| -> rusqlite::Result<i64> {
+                tx.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            };
+            let salvaged = Salvaged {
+                readings: count("readings")?,
+                held: count("held")?,
+                dead_letters: count("dead_letters")?,
+                lost: 0,
+            };
+            let mut old_queued = None;
+            for (name, value) in &old_counters {
+                let Value::Integer(value) = value else {
+                    continue;
+                };
+                if name == counter::QUEUED {
+                    old_queued = Some(*value);
+                } else if name != counter::HELD {
+                    super::bump(tx, &[(name.as_str(), *value)])?;
+                }
+            }
+            for (key, value) in &old_meta {
+                if let Value::Text(value) = value {
+                    super::set_meta(tx, key, value)?;
+                }
+            }
+            let lost = old_queued.map_or(0, |q| (q - salvaged.readings).max(0));
+            tx.execute(
+                "INSERT INTO counters(name, value) VALUES (?1, ?2), (?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                rusqlite::params![
+                    counter::QUEUED,
+                    salvaged.readings,
+                    counter::HELD,
+                    salvaged.held
+                ],
+            )?;
+            let counters = vec![
+                (counter::SALVAGED, salvaged.readings + salvaged.held),
+                (counter::LOST_CORRUPT, lost),
+            ];
+            Ok((Salvaged { lost, ..salvaged }, counters))
+        })
+    }
+}
+
+/// Name/value rows of a small keyed table, as far as they can be read.
+fn read_pairs(source: &Connection, sql: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let Ok(mut stmt) = source.prepare(sql) else {
+        return out;
+    };
+    let Ok(mut rows) = stmt.query([]) else {
+        return out;
+    };
+    while let Ok(Some(row)) = rows.next() {
+        if let (Ok(name), Ok(value)) = (row.get::<_, String>(0), row.get::<_, Value>(1)) {
+            out.push((name, value));
+        }
+    }
+    out
+}
+
+/// Reads one rowid table of a damaged file in id order, stepping over what cannot be read.
+struct Scan<'a> {
+    source: &'a Connection,
+    select: String,
+    width: usize,
+    /// Rows with ids below this one were read or given up on.
+    from: i64,
+    done: bool,
+}
+
+/// What one attempt to read on from an id gave.
+enum Read {
+    /// Rows up to the chunk's size; the table goes on.
+    More,
+    /// The end of the table.
+    End,
+    /// A read failed after the rows gathered so far.
+    Failed,
+}
+
+impl<'a> Scan<'a> {
+    fn new(source: &'a Connection, table: &Table) -> Scan<'a> {
+        Scan {
+            source,
+            select: format!(
+                "SELECT {} FROM {} WHERE id >= ?1 ORDER BY id",
+                table.columns, table.name
+            ),
+            width: table.columns.split(',').count(),
+            from: i64::MIN,
+            done: false,
+        }
+    }
+
+    /// Up to `max` readable rows after the last one returned; empty at the end.
+    fn next_chunk(&mut self, max: usize) -> Vec<Vec<Value>> {
+        let mut rows = Vec::new();
+        while !self.done && rows.len() < max {
+            match self.read_from(&mut rows, max) {
+                Read::More => {}
+                Read::End => self.done = true,
+                Read::Failed => self.skip_damage(),
+            }
+        }
+        rows
+    }
+
+    fn read_from(&mut self, rows: &mut Vec<Vec<Value>>, max: usize) -> Read {
+        let Ok(mut stmt) = self.source.prepare(&self.select) else {
+            return Read::End; // no such table (or its schema is unreadable)
+        };
+        let Ok(mut cursor) = stmt.query([self.from]) else {
+            return Read::Failed;
+        };
+        while rows.len() < max {
+            match cursor.next() {
+                Ok(Some(row)) => {
+                    let values: rusqlite::Result<Vec<Value>> =
+                        (0..self.width).map(|i| row.get(i)).collect();
+                    let (Ok(values), Ok(id)) = (values, row.get::<_, i64>(0)) else {
+                        return Read::Failed;
+                    };
+                    self.from = id.saturating_add(1);
+                    rows.push(values);
+                }
+                Ok(None) => return Read::End,
+                Err(_) => return Read::Failed,
+            }
+        }
+        Read::More
+    }
+
+    /// Reading on from `from` fails: find the smallest id from which it works again.
+    fn skip_damage(&mut self) {
+        let bad = self.from;
+        let mut step: i64 = 1;
+        let good = loop {
+            let probe = bad.saturating_add(step);
+            if self.readable_from(probe) {
+                break probe;
+            }
+            if probe == i64::MAX {
+                self.done = true;
+                return;
+            }
+            step = step.saturating_mul(2);
+        };
+        // Bisect between the last failing probe and `good` for the first working start.
+        let (mut low, mut high) = (bad.saturating_add(step / 2).max(bad), good);
+        if step == 1 {
+            low = bad;
+        }
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if self.readable_from(mid) {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        self.from = high;
+    }
+
+    /// Whether the first row from `id` on (or the end of the table) can be read.
+    fn readable_from(&self, id: i64) -> bool {
+        let Ok(mut stmt) = self.source.prepare(&format!("{} LIMIT 1", self.select)) else {
+            return false;
+        };
+        let Ok(mut cursor) = stmt.query([id]) else {
+            return false;
+        };
+        match cursor.next() {
+            Ok(Some(row)) => (0..self.width).all(|i| row.get::<_, Value>(i).is_ok()),
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+}
