@@ -40,6 +40,8 @@ impl Queue {
             series_keys: HashMap::new(),
             budget: None,
             deleted_since_checkpoint: 0,
+            file: None,
+            lazy: false,
         })
     }
 }

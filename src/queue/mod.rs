@@ -12,6 +12,7 @@ mod dead_letters;
 mod existing;
 mod files;
 mod held;
+mod recovery;
 mod retention;
 mod salvage;
 mod schema;
@@ -100,6 +101,10 @@ pub struct Queue {
     budget: Option<u64>,
     /// Rows deleted on this connection since its last WAL checkpoint (see `upkeep`).
     deleted_since_checkpoint: usize,
+    /// Device and inode of the file this connection opened, to notice it being moved aside.
+    file: Option<(u64, u64)>,
+    /// Commits do not wait for the disk (`commit_lazily`), kept across a reconnect.
+    lazy: bool,
 }
 
 impl Queue {
@@ -120,12 +125,12 @@ impl Queue {
     }
 
     /// Move the corrupt file at `path` aside, open a fresh queue there and salvage into it.
-    fn start_over(path: &Path, cause: &rusqlite::Error) -> Result<Queue, QueueError> {
+    fn start_over(path: &Path, cause: &dyn std::fmt::Display) -> Result<Queue, QueueError> {
         let aside = files::move_aside(path)?;
         files::create_private(path)?;
         let mut queue = Self::open_checked(path)?;
         let salvaged = queue.salvage_from(&aside)?;
-        queue.add_counters(&[(counter::CORRUPT_RECOVERED, 1)])?;
+        queue.write_unguarded(|_| Ok(((), vec![(counter::CORRUPT_RECOVERED, 1)])))?;
         log::error!(
             "queue {} is corrupt ({cause}); salvaged {} waiting and {} held reading(s) and {} dead letter(s) into a fresh queue ({} waiting reading(s) unreadable); the old file is {}",
             path.display(),
@@ -186,13 +191,21 @@ impl Queue {
             series_keys: HashMap::new(),
             budget: None,
             deleted_since_checkpoint: 0,
+            file: recovery::file_id(path),
+            lazy: false,
         })
+    }
+
+    /// The connection, without the queue (a connection to a file set aside is kept open).
+    fn into_connection(self) -> Connection {
+        self.conn
     }
 
     /// Commit without waiting for the disk (WAL `synchronous = NORMAL`). For the uploader's
     /// connection: its writes are deletes of acknowledged rows, and losing one to a power cut
     /// only means those rows are sent again, with the same timestamps. Never for the recorder.
     pub fn commit_lazily(&mut self) {
+        self.lazy = true;
         if let Err(e) = self.conn.execute_batch("PRAGMA synchronous = NORMAL;") {
             log::warn!(
                 "queue {}: cannot relax durability of deletes: {e}",
@@ -349,8 +362,28 @@ impl Queue {
 
     /// Every write goes through here: one IMMEDIATE transaction (so the recorder's and the
     /// uploader's connections queue for the write lock instead of failing to upgrade a read),
-    /// the counters the work returns bumped inside it, and errors given the file's path.
+    /// the counters the work returns bumped inside it, and errors given the file's path. The
+    /// file is never moved aside during a write; a corrupt file met here is moved aside and
+    /// salvaged (see `recovery`), and the error returned so the caller tries again.
     pub(crate) fn write<'a, T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<(T, Vec<(&'a str, i64)>)>,
+    ) -> Result<T, QueueError> {
+        let guard = self.guard_write()?;
+        let result = self.write_unguarded(work);
+        drop(guard);
+        if let Err(e) = &result {
+            if e.is_corruption() {
+                if let Err(failed) = self.recover(e) {
+                    log::error!("cannot set the corrupt queue aside: {failed}");
+                }
+            }
+        }
+        result
+    }
+
+    /// A write without the guard against moves: for the connection doing the move.
+    pub(crate) fn write_unguarded<'a, T>(
         &mut self,
         work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<(T, Vec<(&'a str, i64)>)>,
     ) -> Result<T, QueueError> {

@@ -83,7 +83,7 @@ impl Queue {
             "INSERT OR IGNORE INTO {}({}) VALUES ({marks})",
             table.name, table.columns
         );
-        self.write(|tx| {
+        self.write_unguarded(|tx| {
             let mut insert = tx.prepare(&sql)?;
             for row in rows {
                 insert.execute(rusqlite::params_from_iter(row))?;
@@ -98,7 +98,7 @@ impl Queue {
         old_counters: Vec<(String, Value)>,
         old_meta: Vec<(String, Value)>,
     ) -> Result<Salvaged, QueueError> {
-        self.write(|tx| {
+        self.write_unguarded(|tx| {
             for table in ["readings", "held"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE series NOT IN (SELECT id FROM series)"),

@@ -111,7 +111,36 @@ impl<O: Output> Uploader<O> {
     }
 
     /// Take one batch (fresh readings first, then the backlog, oldest first) and deliver it.
+    /// A queue file found corrupt is set aside and salvaged (see `queue::recovery`), and one
+    /// moved aside meanwhile is followed, so the uploader always drains the live queue.
     pub fn step(&mut self) -> Result<Step, QueueError> {
+        if self.queue.replaced() {
+            self.follow_new_file(None)?;
+        }
+        let result = self.try_step();
+        if let Err(e) = &result {
+            if e.is_corruption() {
+                self.follow_new_file(Some(e))?;
+            }
+        }
+        result
+    }
+
+    /// Continue on the file the queue's path names now (after setting this one aside when
+    /// `corrupt`). Acknowledged runs not yet deleted are forgotten: row ids of a salvaged file
+    /// may be reused, and re-sending a few lines is harmless where deleting unsent ones is not.
+    fn follow_new_file(&mut self, corrupt: Option<&QueueError>) -> Result<(), QueueError> {
+        match corrupt {
+            Some(cause) => self.queue.recover(cause)?,
+            None => self.queue.reconnect()?,
+        }
+        self.reader = None;
+        self.unacked.clear();
+        self.schedule.recovered(None);
+        Ok(())
+    }
+
+    fn try_step(&mut self) -> Result<Step, QueueError> {
         let after = self.next_after()?;
         let Some(packed) = self.pack_while_flushing(after)? else {
             return Ok(Step::Idle);
