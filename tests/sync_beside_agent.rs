@@ -37,7 +37,9 @@ fn sync_beside_a_running_agent_asks_it_to_drain_reports_progress_and_nothing_is_
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{}", describe(&out));
-    let pid = format!("pid {}", agent.pid());
+    // The agent's lock file names it.
+    let lock = std::fs::read_to_string(site.dir.path().join("queue.db.lock")).unwrap();
+    let pid = format!("pid {}", lock.trim());
     assert!(
         stderr.contains(&pid) && stderr.contains("holds the queue"),
         "{stderr}"
