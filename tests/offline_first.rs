@@ -53,10 +53,15 @@ fn without_its_token_file_the_agent_queues_says_why_and_uploads_once_the_file_ap
     );
     assert!(agent.log_text().contains(&why), "{}", agent.log_text());
 
-    std::fs::write(&token, "secret\n").unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let requests = server.wait_for(Duration::from_secs(90), |r| !r.is_empty());
+    // The token appears whole and private at once, as `install -m 0600` would make it.
+    let staged = site.dir.path().join("token.new");
+    std::fs::write(&staged, "secret\n").unwrap();
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&staged, &token).unwrap();
+    wait_until(Duration::from_secs(90), "readings at the server", || {
+        (!server.accepted().is_empty()).then_some(())
+    });
+    let requests = server.requests();
     assert_eq!(requests[0].header("authorization"), Some("Token secret"));
-    assert!(!server.accepted().is_empty());
     agent.terminate();
 }
