@@ -18,7 +18,8 @@ use crate::sampler::{self, Slot};
 use crate::sensors::{self, DriverFactory};
 use crate::shutdown::Shutdown;
 use crate::upload::ConnectError;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,6 +37,9 @@ pub enum AgentError {
     /// A valid board file was accepted on SIGHUP but the fresh start failed.
     #[error("cannot start afresh with the reloaded board file")]
     Restart(#[from] crate::os::exec::ExecError),
+    /// Another process holds the queue's lock: a second agent, or `sync` draining it.
+    #[error("queue {} is in use by {}: another `fieldlink run`, or `fieldlink sync`; stop it first", path.display(), holder(*pid))]
+    Busy { path: PathBuf, pid: Option<i32> },
     #[error("cannot start thread {name}")]
     Thread {
         name: String,
@@ -84,6 +88,7 @@ pub fn open_queue(
 /// Run until SIGTERM or SIGINT; then stop sampling, commit what is pending and return. On
 /// SIGHUP with a valid `board_path`, stop the same way and start afresh in place with it.
 pub fn run(board_path: &Path, board: &Board) -> Result<(), AgentError> {
+    let _lock = claim_queue(board)?;
     let device_id = crate::device::resolve_id(&board.device.id);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let (queue, time) = open_queue(board, clock.clone())?;
@@ -98,14 +103,16 @@ pub fn run(board_path: &Path, board: &Board) -> Result<(), AgentError> {
         .watched(watch.liveness.watch("recorder"), watch.activity.clone());
     let shutdown = Shutdown::new();
     let reload = Arc::new(reload::Reload::new(board_path));
+    let drain = Arc::new(AtomicBool::new(false));
     let signals = {
-        let (stop, reload) = (shutdown.clone(), reload.clone());
+        let (stop, reload, drain) = (shutdown.clone(), reload.clone(), drain.clone());
         crate::os::signals::SignalWatch::start(move |request| match request {
             Request::Stop => stop.trigger(),
             Request::Reload => reload.request(&stop, &mut crate::os::notify::send),
+            Request::Drain => drain.store(true, Ordering::SeqCst),
         })?
     };
-    let threads = start_threads(board, recorder, &device_id, &time, &shutdown, &watch)?;
+    let threads = start_threads(board, recorder, &device_id, &time, &shutdown, &watch, drain)?;
     log::info!(
         "fieldlink {} running: device {device_id}, {} sensor(s), queue {}",
         env!("CARGO_PKG_VERSION"),
@@ -158,6 +165,7 @@ fn start_threads(
     time: &Arc<TimeKeeper>,
     shutdown: &Shutdown,
     watch: &watchdog::Watch,
+    drain: Arc<AtomicBool>,
 ) -> Result<Threads, AgentError> {
     // The uploader's own connection; the file was checked when the recorder's opened.
     let upload_queue = board
@@ -171,7 +179,13 @@ fn start_threads(
     let sensors = spawn_sensors(board, time, tx, shutdown, sampler)?;
     let uploader = match (&board.upload, upload_queue) {
         (Some(cfg), Some(queue)) => {
-            let uploader = crate::upload::connect(queue, cfg, device_id, device_id, time.clone())?;
+            let uploader = crate::upload::connect_waiting_for_token(
+                queue,
+                cfg,
+                device_id,
+                device_id,
+                time.clone(),
+            )?;
             let start_delay = cfg
                 .start_delay_max
                 .mul_f64(crate::rng::Rng::from_text(device_id).unit());
@@ -179,6 +193,7 @@ fn start_threads(
                 heartbeat: watch.liveness.watch("uploader"),
                 activity: watch.activity.clone(),
                 step_bound: uploading::step_bound(cfg.timeout, cfg.batch_lines),
+                drain,
             };
             let (stop, clock) = (shutdown.clone(), time.clock().clone());
             match cfg.is_mqtt() {
@@ -199,6 +214,23 @@ fn start_threads(
         recorder,
         uploader,
     })
+}
+
+/// Make the files the agent creates private to its user, and hold the queue's lock for the
+/// agent's life, so `sync` asks this agent to drain (SIGUSR1, ignored until the signal watch
+/// takes it) instead of draining the same queue beside it.
+fn claim_queue(board: &Board) -> Result<crate::os::lock::FileLock, AgentError> {
+    crate::os::fs::keep_new_files_private();
+    crate::os::signals::ignore_drain_requests()?;
+    let path = board.queue.resolved_path();
+    match crate::queue::take_writer_lock(&path)? {
+        crate::queue::WriterLock::Ours(lock) => Ok(lock),
+        crate::queue::WriterLock::HeldBy(pid) => Err(AgentError::Busy { path, pid }),
+    }
+}
+
+fn holder(pid: Option<i32>) -> String {
+    pid.map_or("another process".into(), |pid| format!("process {pid}"))
 }
 
 /// The recorder for this board, bounded by the board's queue policy.

@@ -7,10 +7,14 @@ use crate::clock::Clock;
 use crate::liveness::Heartbeat;
 use crate::shutdown::Shutdown;
 use crate::upload::{Step, Uploader};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the uploader sleeps when the queue is empty.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often a waiting uploader looks for a drain request from `sync`.
+const DRAIN_POLL: Duration = Duration::from_millis(250);
 /// How long the uploader waits after a queue error.
 const QUEUE_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
@@ -26,6 +30,8 @@ pub struct UploadWatch {
     pub heartbeat: Heartbeat,
     pub activity: std::sync::Arc<Activity>,
     pub step_bound: Duration,
+    /// Raised by SIGUSR1 (`sync` beside the running agent): end the current wait.
+    pub drain: Arc<AtomicBool>,
 }
 
 pub fn upload_loop<O: crate::upload::Output>(
@@ -75,8 +81,33 @@ pub fn upload_loop<O: crate::upload::Output>(
         };
         // Waiting out a pause or an idle queue is progress too.
         watch.heartbeat.within(wait);
-        if clock.wait(wait, &stop) || stop.is_triggered() {
+        if wait_unless_drain_requested(clock, wait, &stop, &watch.drain) {
             return;
+        }
+    }
+}
+
+/// Wait `wait` on `clock`, cut short by a drain request (`sync` beside the running agent
+/// sends SIGUSR1): a pause after failures ends at once. True when the agent is stopping.
+fn wait_unless_drain_requested(
+    clock: &dyn Clock,
+    wait: Duration,
+    stop: &Shutdown,
+    drain: &AtomicBool,
+) -> bool {
+    let deadline = clock.mono_ns().saturating_add(wait.as_nanos() as i64);
+    loop {
+        if drain.swap(false, Ordering::SeqCst) {
+            log::info!("drain requested (fieldlink sync): uploading now");
+            return stop.is_triggered();
+        }
+        let left = deadline.saturating_sub(clock.mono_ns());
+        if left <= 0 {
+            return stop.is_triggered();
+        }
+        let slice = Duration::from_nanos(left as u64).min(DRAIN_POLL);
+        if clock.wait(slice, stop) {
+            return true;
         }
     }
 }
@@ -84,6 +115,19 @@ pub fn upload_loop<O: crate::upload::Output>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn a_drain_request_ends_an_uploader_pause_at_once_and_is_used_up() {
+        let clock = ManualClock::new(0, true, "b");
+        let (stop, drain) = (Shutdown::new(), AtomicBool::new(true));
+        let start = clock.mono_ns();
+        let wait = |d| wait_unless_drain_requested(&clock, d, &stop, &drain);
+        assert!(!wait(Duration::from_secs(600)));
+        assert_eq!(clock.mono_ns(), start);
+        assert!(!wait(Duration::from_secs(3)));
+        assert_eq!(clock.mono_ns() - start, 3_000_000_000);
+    }
 
     #[test]
     fn a_step_may_take_a_request_timeout_for_each_request_of_a_full_bisection() {

@@ -15,6 +15,9 @@ pub enum SignalError {
     /// signal(2) refused to ignore SIGHUP.
     #[error("cannot ignore SIGHUP")]
     IgnoreHangup(#[source] io::Error),
+    /// signal(2) refused to ignore SIGUSR1.
+    #[error("cannot ignore SIGUSR1")]
+    IgnoreDrain(#[source] io::Error),
     /// signal(2) refused to reset SIGPIPE.
     #[error("cannot reset SIGPIPE to its default")]
     Sigpipe(#[source] io::Error),
@@ -38,31 +41,6 @@ pub fn request_drain(pid: i32) -> Result<(), SignalError> {
         });
     }
     Ok(())
-}
-
-/// Watches for SIGUSR1 (a drain request) from a small thread; dropping it stops watching.
-pub struct DrainWatch {
-    handle: signal_hook::iterator::Handle,
-}
-
-impl DrainWatch {
-    /// Call `on_request`, from the watching thread, each time SIGUSR1 arrives.
-    pub fn start(on_request: impl Fn() + Send + 'static) -> Result<Self, SignalError> {
-        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
-            .map_err(SignalError::Register)?;
-        let handle = signals.handle();
-        std::thread::Builder::new()
-            .name("drain-requests".into())
-            .spawn(move || signals.forever().for_each(|_| on_request()))
-            .map_err(SignalError::Thread)?;
-        Ok(DrainWatch { handle })
-    }
-}
-
-impl Drop for DrainWatch {
-    fn drop(&mut self) {
-        self.handle.close();
-    }
 }
 
 /// Commands that print and end behave like any Unix tool when their reader goes away
@@ -92,6 +70,18 @@ pub fn ignore_hangup() -> Result<(), SignalError> {
     Ok(())
 }
 
+/// Ignore SIGUSR1 until the agent watches for it: a `sync` that finds the queue locked asks
+/// the agent to drain at once, and SIGUSR1's default action would end an agent still starting.
+#[allow(unsafe_code)]
+pub fn ignore_drain_requests() -> Result<(), SignalError> {
+    // SAFETY: setting a signal to be ignored; no handler is involved.
+    let previous = unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        return Err(SignalError::IgnoreDrain(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// What a signal asks of the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -99,9 +89,11 @@ pub enum Request {
     Stop,
     /// SIGHUP: read the board file again.
     Reload,
+    /// SIGUSR1 (from `sync`): upload now, ending any pause.
+    Drain,
 }
 
-/// Watches for SIGTERM, SIGINT and SIGHUP from a small thread blocked on signal-hook's pipe;
+/// Watches for SIGTERM, SIGINT, SIGHUP and SIGUSR1 from a small thread blocked on signal-hook's pipe;
 /// dropping it stops watching.
 pub struct SignalWatch {
     handle: signal_hook::iterator::Handle,
@@ -110,18 +102,18 @@ pub struct SignalWatch {
 impl SignalWatch {
     /// Call `on_signal`, from the watching thread, for every signal that arrives.
     pub fn start(mut on_signal: impl FnMut(Request) + Send + 'static) -> Result<Self, SignalError> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
             .map_err(SignalError::Register)?;
         let handle = signals.handle();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 for signal in signals.forever() {
-                    on_signal(if signal == SIGHUP {
-                        Request::Reload
-                    } else {
-                        Request::Stop
+                    on_signal(match signal {
+                        SIGHUP => Request::Reload,
+                        SIGUSR1 => Request::Drain,
+                        _ => Request::Stop,
                     });
                 }
             })
@@ -142,7 +134,7 @@ mod tests {
 
     #[test]
     #[allow(unsafe_code)]
-    fn sigterm_and_sighup_call_the_watcher_instead_of_ending_the_process() {
+    fn sigterm_sighup_and_sigusr1_call_the_watcher_instead_of_ending_the_process() {
         let (tx, rx) = std::sync::mpsc::channel();
         let watch = SignalWatch::start(move |request| {
             let _ = tx.send(request);
@@ -152,6 +144,9 @@ mod tests {
         // SAFETY: raise only sends a signal to this process, whose handler signal-hook installed.
         assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
         assert_eq!(rx.recv_timeout(wait), Ok(Request::Reload));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
+        assert_eq!(rx.recv_timeout(wait), Ok(Request::Drain));
         // SAFETY: as above.
         assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
         assert_eq!(rx.recv_timeout(wait), Ok(Request::Stop));
