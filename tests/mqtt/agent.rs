@@ -273,14 +273,13 @@ fn a_measurement_topic_with_gzip_gives_compressed_messages_of_one_measurement_ea
 #[test]
 fn mutual_tls_from_the_board_files_delivers_through_the_brokers_tls_listener() {
     let pki = super::Pki::new();
-    let plain_port = common::free_port();
     let broker = Broker::start(&format!(
-        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nlistener {plain_port} 127.0.0.1",
+        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nlistener {{second_port}} 127.0.0.1",
         pki.ca.display(),
         pki.server_cert.display(),
         pki.server_key.display()
     ));
-    let sub = Subscriber::start(plain_port, "fieldlink/tls-dev");
+    let sub = Subscriber::start(broker.second_port, "fieldlink/tls-dev");
     let upload = format!(
         "url = \"mqtts://localhost:{}\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"",
         broker.port,

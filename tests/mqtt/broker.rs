@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub struct Broker {
     pub port: u16,
+    /// A second port, never the same as `port`, for a second listener (`{second_port}`).
+    pub second_port: u16,
     pub dir: tempfile::TempDir,
     extra: String,
     child: Option<Child>,
@@ -25,20 +27,28 @@ impl Broker {
     }
 
     /// Start with `files` (name, text) written to the broker's directory first; `{dir}` in
-    /// `extra` is that directory.
+    /// `extra` is that directory, `{second_port}` the second port.
     pub fn start_with(files: &[(&str, &str)], extra: &str) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("fieldlink-mosquitto-")
             .tempdir()
             .expect("a temp dir for mosquitto");
+        let port = super::common::free_port();
+        // Two quick calls may hand out the same free port: draw until they differ.
+        let second_port = std::iter::repeat_with(super::common::free_port)
+            .find(|p| *p != port)
+            .unwrap_or(port);
         let mut broker = Broker {
-            port: super::common::free_port(),
+            port,
+            second_port,
             dir,
             extra: String::new(),
             child: None,
             starts: 0,
         };
-        broker.extra = extra.replace("{dir}", &broker.dir.path().display().to_string());
+        broker.extra = extra
+            .replace("{dir}", &broker.dir.path().display().to_string())
+            .replace("{second_port}", &second_port.to_string());
         for (name, text) in files {
             broker.write(name, text);
         }
