@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use super::help::Name;
+pub use super::help::{Action, Name, Opt};
 
 /// Where the package installs the board file.
 pub const DEFAULT_BOARD: &str = "/etc/fieldlink/board.toml";
@@ -212,53 +212,6 @@ impl From<lexopt::Error> for Problem {
                 value: value.to_string_lossy().into_owned(),
             },
             other => Problem::Other(other.to_string()),
-        }
-    }
-}
-
-/// Every option a command can take; which command takes which is [`Name::takes`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opt {
-    Board,
-    Format,
-    Json,
-    Bus,
-    Timeout,
-    All,
-    Id,
-    OlderThan,
-}
-
-impl Opt {
-    fn of(arg: &Arg) -> Option<Opt> {
-        Some(match arg {
-            Arg::Long("board") | Arg::Short('b') => Opt::Board,
-            Arg::Long("format") => Opt::Format,
-            Arg::Long("json") => Opt::Json,
-            Arg::Long("bus") => Opt::Bus,
-            Arg::Long("timeout") => Opt::Timeout,
-            Arg::Long("all") => Opt::All,
-            Arg::Long("id") => Opt::Id,
-            Arg::Long("older-than") => Opt::OlderThan,
-            _ => return None,
-        })
-    }
-}
-
-/// The action word after `dead-letter`, before its options are known to fit it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    List,
-    Retry,
-    Purge,
-}
-
-impl Action {
-    pub fn word(self) -> &'static str {
-        match self {
-            Action::List => "list",
-            Action::Retry => "retry",
-            Action::Purge => "purge",
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The commands by name, which options each takes, and the help text each prints.
+//! The command line's words: the commands by name, the options and `dead-letter` actions,
+//! which options each command takes, and the help text each prints. Parsing (`args`) builds on
+//! these words; nothing here depends on it.
 
-use super::args::{Action, Opt};
+use lexopt::Arg;
 
 /// One of fieldlink's commands, as typed after `fieldlink`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,53 @@ impl Name {
             Name::Status => STATUS,
             Name::Sync => SYNC,
             Name::DeadLetter => DEAD_LETTER,
+        }
+    }
+}
+
+/// Every option a command can take; which command takes which is [`Name::takes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opt {
+    Board,
+    Format,
+    Json,
+    Bus,
+    Timeout,
+    All,
+    Id,
+    OlderThan,
+}
+
+impl Opt {
+    pub(super) fn of(arg: &Arg) -> Option<Opt> {
+        Some(match arg {
+            Arg::Long("board") | Arg::Short('b') => Opt::Board,
+            Arg::Long("format") => Opt::Format,
+            Arg::Long("json") => Opt::Json,
+            Arg::Long("bus") => Opt::Bus,
+            Arg::Long("timeout") => Opt::Timeout,
+            Arg::Long("all") => Opt::All,
+            Arg::Long("id") => Opt::Id,
+            Arg::Long("older-than") => Opt::OlderThan,
+            _ => return None,
+        })
+    }
+}
+
+/// The action word after `dead-letter`, before its options are known to fit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    List,
+    Retry,
+    Purge,
+}
+
+impl Action {
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::List => "list",
+            Action::Retry => "retry",
+            Action::Purge => "purge",
         }
     }
 }
