@@ -2,7 +2,7 @@
 //!
 //! Data flows through the modules in this order: [`config`] (the board file) → [`sensors`]
 //! (drivers) → [`sampler`] (timestamps) → [`queue`] (SQLite store-and-forward) →
-//! [`upload`] (line protocol, gzip, HTTP) → InfluxDB. [`agent`] wires them into threads and
+//! [`upload`] (line protocol, gzip; InfluxDB over HTTP or an MQTT broker). [`agent`] wires them into threads and
 //! [`cli`] is the command line. [`os`] is the only place that talks to the kernel directly.
 
 #![deny(unsafe_code)]
