@@ -71,6 +71,25 @@ impl UploadConfig {
                 "expected 1 or 2 (QoS 0 cannot confirm delivery)".into(),
             ));
         }
+        self.check_mqtt_credentials()?;
+        if self
+            .keepalive
+            .is_some_and(|k| k.as_secs() > u16::MAX as u64)
+        {
+            return Err(("keepalive", "expected at most 65535 s (18 h 12 min)".into()));
+        }
+        if self.batch_lines == 0 || self.batch_bytes < 1024 {
+            let small = "expected batch_lines ≥ 1 and batch_bytes ≥ 1KiB";
+            return Err(("batch_lines", small.into()));
+        }
+        if self.client_id.as_deref() == Some("") {
+            return Err(("client_id", "expected a non-empty client id".into()));
+        }
+        Ok(())
+    }
+
+    /// Password and TLS keys that only make sense together.
+    fn check_mqtt_credentials(&self) -> Result<(), (&'static str, String)> {
         if self.password_env.is_some() && self.password_file.is_some() {
             let both = "set either `password_env` or `password_file`, not both";
             return Err(("password_file", both.into()));
@@ -87,19 +106,6 @@ impl UploadConfig {
         if tls_files && !self.url.starts_with("mqtts://") {
             let plain = "TLS files need an mqtts:// URL";
             return Err(("url", plain.into()));
-        }
-        if self
-            .keepalive
-            .is_some_and(|k| k.as_secs() > u16::MAX as u64)
-        {
-            return Err(("keepalive", "expected at most 65535 s (18 h 12 min)".into()));
-        }
-        if self.batch_lines == 0 || self.batch_bytes < 1024 {
-            let small = "expected batch_lines ≥ 1 and batch_bytes ≥ 1KiB";
-            return Err(("batch_lines", small.into()));
-        }
-        if self.client_id.as_deref() == Some("") {
-            return Err(("client_id", "expected a non-empty client id".into()));
         }
         Ok(())
     }
