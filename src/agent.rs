@@ -253,7 +253,10 @@ fn recorder(
         board.queue.commit_interval,
         METRICS_INTERVAL,
     )?;
-    Ok(recorder.with_retention(policy))
+    let aggregation: Vec<_> = board.sensors.iter().map(|s| s.aggregate.clone()).collect();
+    Ok(recorder
+        .with_retention(policy)
+        .with_aggregation(&aggregation))
 }
 
 /// One thread per event sensor and one sampler thread for all periodic sensors.

@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod agent;
+pub mod aggregate;
 pub mod cli;
 pub mod clock;
 pub mod config;

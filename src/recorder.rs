@@ -5,7 +5,9 @@
 //! once the clock is trusted, and adds the agent's own health readings.
 
 use crate::activity::Activity;
+use crate::aggregate::EdgeWindow;
 use crate::clock::TimeKeeper;
+use crate::config::Aggregation;
 use crate::line_protocol;
 use crate::liveness::Heartbeat;
 use crate::queue::{counter, Commit, HeldReading, NewReading, Policy, Queue, QueueError};
@@ -59,6 +61,15 @@ pub struct Recorder {
     heartbeat: Option<Heartbeat>,
     /// Told when the disk stops or starts taking writes.
     activity: Option<Arc<Activity>>,
+    /// Per sensor, by board index: its aggregation window, if the board asks for one.
+    aggregates: Vec<Option<Aggregating>>,
+}
+
+/// A sensor whose periodic readings are aggregated (`aggregate = "1m"`).
+struct Aggregating {
+    window: EdgeWindow,
+    /// `keep_raw = true`: queue the raw readings as well.
+    keep_raw: bool,
 }
 
 impl Recorder {
@@ -97,6 +108,7 @@ impl Recorder {
             persisted_trusted_ns: i64::MIN / 2,
             heartbeat: None,
             activity: None,
+            aggregates: Vec::new(),
         })
     }
 
@@ -104,6 +116,20 @@ impl Recorder {
     pub fn with_retention(mut self, policy: Policy) -> Recorder {
         self.queue.set_budget(policy.max_bytes);
         self.retention = Some(policy);
+        self
+    }
+
+    /// Aggregate the periodic readings of the sensors that ask for it, by board index.
+    pub fn with_aggregation(mut self, per_sensor: &[Option<Aggregation>]) -> Recorder {
+        self.aggregates = per_sensor
+            .iter()
+            .map(|plan| {
+                plan.as_ref().map(|a| Aggregating {
+                    window: EdgeWindow::new(a.window, a.fields.clone()),
+                    keep_raw: a.keep_raw,
+                })
+            })
+            .collect();
         self
     }
 
@@ -130,6 +156,7 @@ impl Recorder {
                 Ok(message) => self.accept(message),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
+                    self.close_aggregates(None);
                     self.commit();
                     return;
                 }
@@ -141,6 +168,7 @@ impl Recorder {
     /// interval has passed, then the commit. Returns how long until the current window ends.
     pub fn close_due_windows(&mut self) -> Duration {
         let now = self.time.clock().mono_ns();
+        self.close_aggregates(Some(now));
         if now >= self.next_commit_ns {
             if now >= self.next_metrics_ns {
                 self.add_health_reading();
@@ -170,9 +198,44 @@ impl Recorder {
                 let Some(series) = self.series.get(reading.sensor) else {
                     return;
                 };
-                let series = series.of(reading.kind);
-                self.add(series, reading.kind, &reading.fields, reading.stamp);
+                let (id, state) = (series.of(reading.kind), series.state);
+                if !reading.kind.is_event() && !self.aggregate(state, &reading) {
+                    return;
+                }
+                self.add(id, reading.kind, &reading.fields, reading.stamp);
             }
+        }
+    }
+
+    /// Fold a periodic reading into its sensor's window, queueing the window it closes.
+    /// Returns whether the raw reading is to be queued too.
+    fn aggregate(&mut self, series: i64, reading: &crate::reading::Reading) -> bool {
+        let Some(Some(agg)) = self.aggregates.get_mut(reading.sensor) else {
+            return true;
+        };
+        let keep_raw = agg.keep_raw;
+        if let Some(closed) = agg.window.add(&reading.fields, reading.stamp) {
+            self.push(series, false, closed.field_set, closed.stamp);
+        }
+        keep_raw
+    }
+
+    /// Queue the aggregate windows that have ended by `now_mono_ns`, or all of them (shutdown:
+    /// a window cut short keeps its real count).
+    pub fn close_aggregates(&mut self, now_mono_ns: Option<i64>) {
+        let mut closed = Vec::new();
+        for (sensor, agg) in self.aggregates.iter_mut().enumerate() {
+            let Some(agg) = agg else { continue };
+            let window = match now_mono_ns {
+                Some(now) => agg.window.close_if_ended(now),
+                None => agg.window.close(),
+            };
+            if let (Some(window), Some(series)) = (window, self.series.get(sensor)) {
+                closed.push((series.state, window));
+            }
+        }
+        for (series, window) in closed {
+            self.push(series, false, window.field_set, window.stamp);
         }
     }
 
@@ -185,7 +248,11 @@ impl Recorder {
                 .or_default() += nonfinite as i64;
         }
         let Some(fields) = set else { return };
-        let event = kind.is_event();
+        self.push(series, kind.is_event(), fields, stamp);
+    }
+
+    /// Queue one line's field set: trusted, or held until the clock is.
+    fn push(&mut self, series: i64, event: bool, fields: String, stamp: crate::clock::Stamp) {
         self.pending_bytes += fields.len();
         if stamp.trusted {
             if self.holding && self.release_offset.is_none() {

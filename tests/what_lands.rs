@@ -236,3 +236,76 @@ fn read_as_line_protocol_parses_and_equals_what_is_then_queued() {
         parsed_without_time(&queued.concat())
     );
 }
+
+fn number(point: &Point, field: &str) -> f64 {
+    match point.fields.get(field) {
+        Some(Field::Num(n)) => n.parse().expect("a number"),
+        other => panic!("{field}: expected a number, got {other:?} in {point:?}"),
+    }
+}
+
+#[test]
+fn an_aggregated_sensor_lands_one_point_per_window_counting_every_sample_even_at_sigterm() {
+    let server = influx();
+    let db = server.create_database("edge_aggregates");
+    let site = Site::new("edge-aggregates");
+    let mut board = site.board();
+    board.sensors.truncate(1);
+    board.sensors[0].extra = vec!["aggregate = \"1s\"".into(), "keep_raw = true".into()];
+    site.write(&board);
+    let agent = site.run();
+    std::thread::sleep(Duration::from_millis(3_300));
+    agent.terminate(); // mid-window: its samples are in the partial window's count
+
+    board.upload = Some(Upload {
+        url: influx().url.clone(),
+        api: "v1".into(),
+        database: db.clone(),
+        batch_lines: 500,
+        timeout: "5s".into(),
+        extra: Vec::new(),
+    });
+    site.write(&board);
+    site.sync();
+    let points = server.points(&db);
+    let climate = points.iter().filter(|p| p.measurement == "iot_metrics");
+    let raw: Vec<&Point> = climate
+        .clone()
+        .filter(|p| p.fields.contains_key("temperature"))
+        .collect();
+    let windows: Vec<&Point> = climate
+        .filter(|p| p.fields.contains_key("temperature_count"))
+        .collect();
+    assert!(raw.len() >= 40, "{} raw samples", raw.len());
+    let second = 1_000_000_000;
+    let mut raw_windows: Vec<i64> = raw.iter().map(|p| p.time_ns - p.time_ns % second).collect();
+    raw_windows.dedup();
+    let starts: Vec<i64> = windows.iter().map(|p| p.time_ns).collect();
+    assert_eq!(
+        starts, raw_windows,
+        "one point per window, stamped at its start"
+    );
+    for window in &windows {
+        let inside: Vec<f64> = raw
+            .iter()
+            .filter(|p| p.time_ns >= window.time_ns && p.time_ns < window.time_ns + second)
+            .map(|p| number(p, "temperature"))
+            .collect();
+        let (min, mean, max) = (
+            number(window, "temperature_min"),
+            number(window, "temperature_mean"),
+            number(window, "temperature_max"),
+        );
+        assert_eq!(number(window, "temperature_count"), inside.len() as f64);
+        assert!(min <= mean && mean <= max, "{window:?}");
+        let lowest = inside.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(min, lowest, "{window:?}");
+        assert!(!window.tags.contains_key("event"));
+    }
+    let counted: f64 = windows.iter().map(|w| number(w, "temperature_count")).sum();
+    assert_eq!(
+        counted,
+        raw.len() as f64,
+        "every sample, the cut window's too, is counted"
+    );
+}

@@ -2,7 +2,8 @@
 
 use super::args::Format;
 use super::CliError;
-use crate::clock::{Clock, SystemClock};
+use crate::aggregate::EdgeWindow;
+use crate::clock::{Clock, Stamp, SystemClock};
 use crate::config::{Board, SensorConfig};
 use crate::line_protocol;
 use crate::reading::{Fields, Value};
@@ -69,17 +70,36 @@ fn readout_json(readout: &Readout) -> serde_json::Value {
 }
 
 /// The lines the recorder would queue for this readout: the same series keys (device and
-/// sensor tags, sorted and escaped) and field sets, stamped now.
+/// sensor tags, sorted and escaped) and field sets, stamped now. An aggregated sensor shows the
+/// line its window would give if this were its only sample (and the raw line with `keep_raw`).
 fn readout_lines(board: &Board, readout: &Readout) -> String {
     let device_id = crate::device::resolve_id(&board.device.id);
     let plan = crate::device::series_plan(board, &device_id);
-    let now = SystemClock::default().wall_ns();
+    let clock = SystemClock::default();
+    let now = Stamp {
+        wall_ns: clock.wall_ns(),
+        mono_ns: clock.mono_ns(),
+        trusted: true,
+    };
     let mut out = Vec::new();
-    for ((_, result), key) in readout.iter().zip(&plan.sensor_keys) {
+    for ((cfg, result), key) in readout.iter().zip(&plan.sensor_keys) {
         let Ok(fields) = result else { continue };
-        if let (Some(set), _) = line_protocol::field_set(fields) {
-            line_protocol::push_line(&mut out, key, &set, now);
+        let mut line = |set: &str, time_ns| {
+            line_protocol::push_line(&mut out, key, set, time_ns);
             out.push(b'\n');
+        };
+        if let Some(aggregate) = &cfg.aggregate {
+            let mut window = EdgeWindow::new(aggregate.window, aggregate.fields.clone());
+            window.add(fields, now);
+            if let Some(closed) = window.close() {
+                line(&closed.field_set, closed.stamp.wall_ns);
+            }
+            if !aggregate.keep_raw {
+                continue;
+            }
+        }
+        if let (Some(set), _) = line_protocol::field_set(fields) {
+            line(&set, now.wall_ns);
         }
     }
     String::from_utf8_lossy(&out).into_owned()

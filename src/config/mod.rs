@@ -3,6 +3,7 @@
 //! into typed structs and validated once, at start; every error names the file, the line, the
 //! key and what was expected, because the person reading it is an installer in a barn.
 
+mod aggregation;
 mod error;
 pub mod kinds;
 mod paths;
@@ -15,6 +16,7 @@ mod validate;
 
 pub use upload_mqtt::{MqttProtocol, DEFAULT_KEEPALIVE, DEFAULT_TOPIC};
 
+pub use aggregation::{state_fields, Aggregation};
 pub use error::ConfigError;
 use error::{find_line, read, toml_error};
 pub use kinds::{GpioKind, I2cChip, SimulatedKind, SysfsKind};

@@ -3,6 +3,7 @@
 //! and sit in that bus's settings, so a key that does not belong to the kind is refused with
 //! what the kind accepts instead of being silently ignored.
 
+use super::aggregation::{Aggregation, AggregationKeys};
 use super::kinds::{all_names, GpioKind, I2cChip, SimulatedKind, SysfsKind};
 use super::units;
 use crate::reading::EdgeName;
@@ -21,6 +22,8 @@ pub struct SensorConfig {
     pub measurement: String,
     pub interval: Duration,
     pub tags: BTreeMap<String, String>,
+    /// `aggregate = "1m"`: one line per window instead of the raw periodic readings.
+    pub aggregate: Option<Aggregation>,
 }
 
 /// The kind of a sensor, by bus, with that bus's settings.
@@ -239,6 +242,10 @@ pub(super) struct SensorTable {
     interval: Duration,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    #[serde(default, with = "units::duration::option")]
+    aggregate: Option<Duration>,
+    aggregate_fields: Option<Vec<String>>,
+    keep_raw: Option<bool>,
     seed: Option<u64>,
     bus: Option<PathBuf>,
     address: Option<u8>,
@@ -304,18 +311,25 @@ impl TryFrom<SensorTable> for SensorConfig {
             return Err(KeyError {
                 key,
                 message: format!(
-                    "kind `{}` does not take `{key}`; it takes {} (and id, kind, measurement, interval, tags)",
+                    "kind `{}` does not take `{key}`; it takes {} (and id, kind, measurement, interval, tags, aggregate)",
                     kind.name(),
                     accepted.join(", ")
                 ),
             });
         }
+        let aggregate = AggregationKeys {
+            aggregate: table.aggregate,
+            fields: table.aggregate_fields,
+            keep_raw: table.keep_raw,
+        }
+        .check(&kind, table.interval)?;
         Ok(SensorConfig {
             id: table.id,
             kind,
             measurement: table.measurement,
             interval: table.interval,
             tags: table.tags,
+            aggregate,
         })
     }
 }
@@ -329,146 +343,4 @@ fn default_interval() -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::kinds::all_names;
-    use super::*;
-    use crate::config::{Board, ConfigError};
-
-    fn load(text: &str) -> Result<Board, ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("board.toml");
-        std::fs::write(&path, text).unwrap();
-        Board::load(&path)
-    }
-
-    #[test]
-    fn a_key_of_another_kind_is_refused_with_file_line_and_key() {
-        let text = "[[sensor]]\nid = \"T1\"\nkind = \"sht3x\"\nserial = \"28-01\"\n";
-        let err = load(text).unwrap_err().to_string();
-        assert!(
-            err.contains("board.toml:4: key `sensor[0].serial`"),
-            "{err}"
-        );
-        assert!(
-            err.contains("kind `sht3x` does not take `serial`; it takes bus, address"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn the_refused_key_is_found_in_the_right_sensor_table() {
-        let text = "[[sensor]]\nid = \"cpu\"\nkind = \"soc_temp\"\npath = \"/x\"\n\
-                    [[sensor]]\nid = \"T\"\nkind = \"simulated_climate\"\npath = \"/y\"\n";
-        let err = load(text).unwrap_err().to_string();
-        assert!(err.contains(":8: key `sensor[1].path`"), "{err}");
-        assert!(err.contains("it takes seed"), "{err}");
-    }
-
-    #[test]
-    fn an_unknown_kind_lists_the_kinds_there_are() {
-        let err = load("[[sensor]]\nid = \"T\"\nkind = \"sht99\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(":3: key `sensor[0].kind`"), "{err}");
-        assert!(err.contains("unknown kind `sht99`"), "{err}");
-        assert!(
-            err.contains("aht10") && err.contains("reed_switch"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_gpio_sensor_without_a_line_is_refused() {
-        let err = load("[[sensor]]\nid = \"door\"\nkind = \"reed_switch\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(":1: key `sensor[0].line`"), "{err}");
-        assert!(err.contains("needs `line`"), "{err}");
-    }
-
-    #[test]
-    fn every_kind_in_the_tables_round_trips_through_its_name() {
-        for name in all_names() {
-            let text = format!("id = \"s\"\nkind = \"{name}\"\nline_name = \"GPIO17\"\n");
-            let parsed: Result<SensorConfig, _> = toml::from_str(&text);
-            let parsed = match parsed {
-                // Only GPIO kinds take `line_name`; every other kind is parsed without it.
-                Err(_) => {
-                    toml::from_str::<SensorConfig>(&format!("id = \"s\"\nkind = \"{name}\"\n"))
-                }
-                ok => ok,
-            };
-            assert_eq!(parsed.expect(name).kind.name(), name);
-        }
-    }
-
-    #[test]
-    fn every_kind_specific_key_is_taken_by_some_kind() {
-        let every_key = "id = \"s\"\nkind = \"x\"\nseed = 1\nbus = \"/b\"\naddress = 1\n\
-                         chip = \"c\"\nline = 1\nline_name = \"n\"\nactive_low = true\n\
-                         bias = \"pull_up\"\ndebounce = \"1s\"\nw1_root = \"/w\"\n\
-                         iio_root = \"/i\"\niio_device = \"d\"\npath = \"/p\"\nserial = \"s\"\n";
-        let table: SensorTable = toml::from_str(every_key).unwrap();
-        let mut given = table.given_keys();
-        let mut taken: Vec<&str> = all_names()
-            .into_iter()
-            .flat_map(|name| SensorKind::from_table(name, &table).unwrap().keys())
-            .copied()
-            .collect();
-        given.sort_unstable();
-        taken.sort_unstable();
-        taken.dedup();
-        assert_eq!(given, taken);
-    }
-
-    #[test]
-    fn each_kind_keeps_the_settings_it_takes() {
-        let cfg: SensorConfig =
-            toml::from_str("id = \"T\"\nkind = \"aht10\"\naddress = 0x39\n").unwrap();
-        let settings = I2cSettings {
-            bus: None,
-            address: Some(0x39),
-        };
-        assert_eq!(cfg.kind, SensorKind::I2c(I2cChip::Aht10, settings));
-        let cfg: SensorConfig = toml::from_str(
-            "id = \"d\"\nkind = \"pir\"\nchip = \"gpiochip4\"\nline = 17\nactive_low = true\n",
-        )
-        .unwrap();
-        let line = GpioLine::Offset {
-            chip: Some("gpiochip4".into()),
-            line: 17,
-        };
-        match cfg.kind {
-            SensorKind::Gpio(GpioKind::Pir, settings) => {
-                assert_eq!(settings.line, line);
-                assert!(settings.active_low);
-            }
-            other => panic!("expected a PIR, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn event_kinds_are_the_gpio_and_simulated_edge_sensors() {
-        let with_events: Vec<_> = all_names()
-            .into_iter()
-            .filter(|name| {
-                let text = format!("id = \"s\"\nkind = \"{name}\"\nline = 1\n");
-                let cfg = toml::from_str::<SensorConfig>(&text).or_else(|_| {
-                    toml::from_str::<SensorConfig>(&format!("id = \"s\"\nkind = \"{name}\"\n"))
-                });
-                cfg.expect(name).kind.has_events()
-            })
-            .collect();
-        assert_eq!(
-            with_events,
-            ["simulated_motion", "simulated_door", "pir", "reed_switch"]
-        );
-    }
-
-    #[test]
-    fn a_tag_named_event_is_refused_because_it_names_the_edge_of_events() {
-        let text = "[[sensor]]\nid = \"d\"\nkind = \"simulated_door\"\ntags = { event = \"x\" }\n";
-        let err = load(text).unwrap_err().to_string();
-        assert!(err.contains("tag `event` is reserved"), "{err}");
-    }
-}
+mod tests;

@@ -1,7 +1,7 @@
 //! The recorder's windows, early commits and disk-full spill, on a manual clock.
 
 use super::*;
-use crate::clock::{build_time_ns, ManualClock};
+use crate::clock::{build_time_ns, Clock, ManualClock};
 
 fn reading(n: i64, kind: Kind, time: &TimeKeeper) -> Message {
     Message::Reading(crate::reading::Reading {
@@ -213,5 +213,103 @@ fn event_readings_go_to_their_edges_series_and_state_samples_to_the_sensors_own(
             ("m,event=open,sensor_id=D".to_string(), 2, 2),
             ("m,sensor_id=D".to_string(), 2, 0),
         ]
+    );
+}
+
+/// A recorder of one sensor (`m`) aggregated in one-minute windows, on a manual clock.
+fn aggregating(
+    dir: &tempfile::TempDir,
+    synced: bool,
+) -> (Arc<ManualClock>, Arc<TimeKeeper>, Recorder) {
+    let queue = Queue::open(&dir.path().join("q.db")).unwrap();
+    // Ten seconds into a minute, so the first window is cut short at the start too.
+    let wall = (build_time_ns() / 60_000_000_000 + 1) * 60_000_000_000 + 10_000_000_000;
+    let clock = Arc::new(ManualClock::new(wall, synced, "b"));
+    let time = Arc::new(TimeKeeper::new(clock.clone(), true, 0));
+    let plan = SeriesPlan {
+        sensor_keys: vec!["m".into()],
+        event_keys: Vec::new(),
+        sensor_ids: vec!["S".into()],
+        internal_key: "i".into(),
+    };
+    let aggregation = crate::config::Aggregation {
+        window: Duration::from_secs(60),
+        fields: None,
+        keep_raw: false,
+    };
+    let (window, metrics) = (Duration::from_secs(5), Duration::from_secs(3600));
+    let rec = Recorder::new(queue, &plan, time.clone(), window, metrics)
+        .unwrap()
+        .with_aggregation(&[Some(aggregation)]);
+    (clock, time, rec)
+}
+
+fn rows(rec: &mut Recorder) -> Vec<(i64, String)> {
+    let mut stmt = rec
+        .queue()
+        .conn()
+        .prepare("SELECT time_ns, fields FROM readings JOIN series ON series.id = readings.series WHERE series.key = 'm' ORDER BY time_ns")
+        .unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn an_aggregated_sensor_gives_one_line_per_epoch_aligned_window_and_the_cut_window_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, time, mut rec) = aggregating(&dir, true);
+    let start = clock.wall_ns();
+    for n in 0..140 {
+        rec.accept(reading(n, Kind::Routine, &time));
+        clock.advance(Duration::from_secs(1));
+        rec.close_due_windows();
+    }
+    rec.close_aggregates(None); // what a stopping recorder does before its last commit
+    rec.commit();
+    let minute = 60_000_000_000;
+    let first = start - 10_000_000_000;
+    let counts: Vec<(i64, bool)> = rows(&mut rec)
+        .into_iter()
+        .map(|(t, fields)| (t - first, fields.contains("n_min=")))
+        .collect();
+    assert_eq!(counts, [(0, true), (minute, true), (2 * minute, true)]);
+    let fields: Vec<String> = rows(&mut rec).into_iter().map(|(_, f)| f).collect();
+    assert!(fields[0].contains("n_count=50i") && fields[0].contains("n_min=0,n_max=49"));
+    assert!(fields[1].contains("n_count=60i") && fields[1].contains("n_mean=79.5"));
+    assert!(
+        fields[2].contains("n_count=30i"),
+        "the cut window keeps its real count"
+    );
+}
+
+#[test]
+fn a_window_sampled_on_an_untrusted_clock_is_held_then_restamped_like_raw_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, time, mut rec) = aggregating(&dir, false);
+    let window_start = clock.wall_ns() - 10_000_000_000;
+    for n in 0..70 {
+        rec.accept(reading(n, Kind::Routine, &time));
+        clock.advance(Duration::from_secs(1));
+        rec.close_due_windows();
+    }
+    assert_eq!(
+        rec.queue().stats().unwrap().held,
+        1,
+        "the first window waits"
+    );
+    assert!(rows(&mut rec).is_empty());
+    // NTP steps the wall clock 5 s forward and says it is synchronised.
+    clock.set_wall(clock.wall_ns() + 5_000_000_000);
+    clock.set_synced(true);
+    rec.accept(reading(99, Kind::Routine, &time));
+    rec.close_aggregates(None);
+    rec.commit();
+    let times: Vec<i64> = rows(&mut rec).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(rec.queue().stats().unwrap().held, 0);
+    assert_eq!(times.len(), 3, "{times:?}");
+    assert_eq!(
+        times[0],
+        window_start + 5_000_000_000,
+        "re-stamped by the clock's step"
     );
 }

@@ -39,6 +39,8 @@ pub struct Sensor {
     pub measurement: Option<String>,
     pub tags: Vec<(String, String)>,
     pub seed: Option<u64>,
+    /// Extra `key = value` lines for this `[[sensor]]`.
+    pub extra: Vec<String>,
 }
 
 impl Sensor {
@@ -50,6 +52,7 @@ impl Sensor {
             measurement: None,
             tags: Vec::new(),
             seed: Some(7),
+            extra: Vec::new(),
         }
     }
 
@@ -124,6 +127,10 @@ impl Board {
             }
             if let Some(seed) = s.seed {
                 out.push_str(&format!("seed = {seed}\n"));
+            }
+            for line in &s.extra {
+                out.push_str(line);
+                out.push('\n');
             }
             if !s.tags.is_empty() {
                 out.push_str(&format!("tags = {}\n", inline_table(&s.tags)));
