@@ -7,7 +7,7 @@
 //!   within a stated slack (db ≤ 4.5 MiB, WAL ≤ 1.1 MiB);
 //! - every event sent in is received, exactly, with its timestamp;
 //! - aggregates cover the thinned period: every routine reading is received raw, or folded
-//!   into an aggregate of its own series and window (the sum of `count` over all aggregates
+//!   into an aggregate of its own series and window (the sum of `<field>_count` over all aggregates
 //!   ever created equals `dropped.thinned`), or removed and counted as `dropped.dropped_full`;
 //!   each aggregate that was created is received or was dropped and counted;
 //! - no two received lines share series and timestamp (InfluxDB would merge them into one);
@@ -84,15 +84,23 @@ struct Aggregate {
     fields: String,
 }
 
+/// How many readings an aggregate's field set holds (its basicstats `<field>_count`s), or
+/// `None` for a field set that is not an aggregate (no `<field>_mean`).
+fn aggregate_count(fields: &str) -> Option<i64> {
+    let fields = parse_field_set(fields);
+    if !fields.iter().any(|(name, _)| name.ends_with("_mean")) {
+        return None;
+    }
+    let counts = fields.into_iter().filter_map(|(name, v)| match v {
+        Value::Int(n) if name.ends_with("_count") => Some(n),
+        _ => None,
+    });
+    counts.max()
+}
+
 impl Aggregate {
     fn count(&self) -> i64 {
-        parse_field_set(&self.fields)
-            .into_iter()
-            .find_map(|(name, v)| match (name.as_str(), v) {
-                ("count", Value::Int(n)) => Some(n),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("aggregate without count: {self:?}"))
+        aggregate_count(&self.fields).unwrap_or_else(|| panic!("aggregate without count: {self:?}"))
     }
     fn line(&self) -> String {
         format!("{} {} {}", self.series, self.fields, self.time_ns)
@@ -512,12 +520,7 @@ fn report(week: &Week, drained: &Drained, started: Instant) {
         .filter_map(|l| {
             let (head, _) = l.rsplit_once(' ')?;
             let (_, fields) = head.split_once(' ')?;
-            parse_field_set(fields)
-                .into_iter()
-                .find_map(|(n, v)| match (n.as_str(), v) {
-                    ("count", Value::Int(c)) => Some(c),
-                    _ => None,
-                })
+            aggregate_count(fields)
         })
         .collect();
     let h = &week.high_water;
@@ -574,7 +577,7 @@ fn sort_what_arrived<'a>(device: &Device, week: &Week, received: &'a [String]) -
                 arrived.events_out.insert(line),
                 "event received twice: {line}"
             );
-        } else if parse_field_set(fields).iter().any(|(n, _)| n == "count") {
+        } else if aggregate_count(fields).is_some() {
             arrived.aggregates_out.push(Aggregate {
                 series: key.to_string(),
                 time_ns,
