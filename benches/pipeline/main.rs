@@ -11,7 +11,11 @@
 //! 3. peak RSS and wall time of `fieldlink sync` draining the same queue (the real binary);
 //! 4. bytes written to disk per line-protocol byte while recording at the default commit window;
 //! 5. push and next_batch latency with a tiny and a huge queue;
-//! 6. release binary sizes (aarch64, host).
+//! 6. release binary sizes (aarch64, host);
+//! 7. wire bytes per sensor-hour of a 1 Hz climate sensor, raw and with `aggregate = "1m"`.
+//!
+//! `FIELDLINK_BENCH_ONLY=wire` prints figure 7 alone (also right in a debug build:
+//! `cargo bench --profile dev --bench pipeline`).
 //!
 //! Set `FIELDLINK_BENCH_DIR` to choose where queue files go (default /var/tmp; it must not be
 //! tmpfs, or the disk-write figure means nothing). The aarch64 build goes to cargo's target
@@ -22,6 +26,7 @@ mod binaries;
 mod constant_cost;
 mod disk_writes;
 mod drain;
+mod edge_aggregation;
 #[allow(dead_code)]
 #[path = "../../tests/common/fault_server.rs"]
 mod fault_server;
@@ -37,6 +42,7 @@ use binaries::{binary_sizes, host_binary};
 use constant_cost::constant_cost;
 use disk_writes::disk_writes_per_byte;
 use drain::drain_throughput;
+use edge_aggregation::edge_aggregation;
 use fault_server::FaultServer;
 use gzip_only::gzip_only;
 use report::Report;
@@ -58,10 +64,16 @@ fn main() {
         rusage_trampoline(&args[2..]);
         return;
     }
+    let mut report = Report::default();
+    // Figure 7 needs no server, queue or build, and its bytes do not depend on optimisation.
+    if std::env::var("FIELDLINK_BENCH_ONLY").is_ok_and(|v| v == "wire") {
+        edge_aggregation(&mut report, now_ns());
+        report.summary();
+        return;
+    }
     let scale = Scale::from_env();
     let work = WorkDir::create();
     let server = FaultServer::counting();
-    let mut report = Report::default();
     println!(
         "fieldlink pipeline benchmark ({} mode): {} readings per drain, {} rows for the constant-cost check",
         if scale.quick { "quick" } else { "full" },
@@ -86,6 +98,7 @@ fn main() {
     disk_writes_per_byte(&mut report, &work);
     constant_cost(&mut report, &work, scale.huge_queue_rows);
     binary_sizes(&mut report, host_binary.as_deref(), scale.quick);
+    edge_aggregation(&mut report, now_ns());
 
     report.summary();
 }
