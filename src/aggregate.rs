@@ -7,7 +7,10 @@
 //! [`EdgeWindow`] is the device side (`aggregate = "1m"` on a sensor): windows aligned to the
 //! epoch, so a fleet's windows line up, and stamped at their start. A window's stamp is derived
 //! from the stamp its samples already carry, so a window sampled on an untrusted clock is held
-//! and re-stamped exactly like a raw reading would be.
+//! and re-stamped exactly like a raw reading would be. The first window after a start is
+//! stamped at its first sample instead: after a restart mid-window, its line must not share a
+//! timestamp with the line the previous run wrote for that window, or InfluxDB would keep only
+//! one of the two and the other's samples would be lost.
 
 use crate::clock::Stamp;
 use crate::line_protocol;
@@ -133,6 +136,8 @@ pub struct Closed {
 struct Open {
     /// The window's start, on the clocks of the samples' stamps.
     start: Stamp,
+    /// The line's stamp: the start, or the first sample of a window joined late.
+    stamp: Stamp,
     stats: BasicStats,
 }
 
@@ -143,6 +148,8 @@ pub struct EdgeWindow {
     /// Only these fields, when the board names some.
     only: Option<Vec<String>>,
     open: Option<Open>,
+    /// No window was opened yet: the first one may have begun before this run.
+    first: bool,
 }
 
 impl EdgeWindow {
@@ -151,6 +158,7 @@ impl EdgeWindow {
             window_ns: (window.as_nanos() as i64).max(1),
             only,
             open: None,
+            first: true,
         }
     }
 
@@ -176,8 +184,10 @@ impl EdgeWindow {
             Some(open) if same(open) => None,
             _ => self.close(),
         };
+        let late = std::mem::take(&mut self.first);
         let open = self.open.get_or_insert_with(|| Open {
             start,
+            stamp: if late { stamp } else { start },
             stats: BasicStats::default(),
         });
         for (name, value) in fields {
@@ -207,7 +217,7 @@ impl EdgeWindow {
     pub fn close(&mut self) -> Option<Closed> {
         let open = self.open.take()?;
         Some(Closed {
-            stamp: open.start,
+            stamp: open.stamp,
             field_set: open.stats.field_set()?,
         })
     }
@@ -240,7 +250,8 @@ mod tests {
     #[test]
     fn a_window_gives_basicstats_names_and_booleans_their_share_of_true() {
         let mut w = EdgeWindow::new(Duration::from_secs(60), None);
-        assert_eq!(w.add(&climate(20.0, true), stamp(6_000.5, true)), None);
+        w.add(&climate(0.0, true), stamp(5_999.0, true)); // the first window, joined late
+        assert!(w.add(&climate(20.0, true), stamp(6_000.5, true)).is_some());
         assert_eq!(w.add(&climate(22.0, false), stamp(6_030.0, true)), None);
         assert_eq!(w.add(&climate(21.0, false), stamp(6_059.9, true)), None);
         let closed = w.add(&climate(30.0, true), stamp(6_060.0, true)).unwrap();
@@ -259,9 +270,15 @@ mod tests {
     fn windows_are_aligned_to_the_epoch_and_their_monotonic_start_follows_the_samples() {
         let mut w = EdgeWindow::new(Duration::from_secs(60), None);
         w.add(&climate(1.0, true), stamp(125.0, false));
+        let joined_late = w.add(&climate(1.0, true), stamp(185.0, false)).unwrap();
+        assert_eq!(
+            joined_late.stamp,
+            stamp(125.0, false),
+            "at its first sample"
+        );
         let closed = w.close().unwrap();
-        assert_eq!(closed.stamp.wall_ns, 120 * S);
-        assert_eq!(closed.stamp.mono_ns, 120 * S - 1_000 * S);
+        assert_eq!(closed.stamp.wall_ns, 180 * S);
+        assert_eq!(closed.stamp.mono_ns, 180 * S - 1_000 * S);
         assert!(
             !closed.stamp.trusted,
             "held and re-stamped like its samples"

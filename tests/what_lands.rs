@@ -280,15 +280,24 @@ fn an_aggregated_sensor_lands_one_point_per_window_counting_every_sample_even_at
     let second = 1_000_000_000;
     let mut raw_windows: Vec<i64> = raw.iter().map(|p| p.time_ns - p.time_ns % second).collect();
     raw_windows.dedup();
-    let starts: Vec<i64> = windows.iter().map(|p| p.time_ns).collect();
+    let starts: Vec<i64> = windows
+        .iter()
+        .map(|p| p.time_ns - p.time_ns % second)
+        .collect();
+    assert_eq!(starts, raw_windows, "one point per window");
     assert_eq!(
-        starts, raw_windows,
-        "one point per window, stamped at its start"
+        windows[0].time_ns, raw[0].time_ns,
+        "the first, joined late, at its first sample"
+    );
+    assert!(
+        windows[1..].iter().all(|w| w.time_ns % second == 0),
+        "the others at their start"
     );
     for window in &windows {
+        let start = window.time_ns - window.time_ns % second;
         let inside: Vec<f64> = raw
             .iter()
-            .filter(|p| p.time_ns >= window.time_ns && p.time_ns < window.time_ns + second)
+            .filter(|p| p.time_ns >= start && p.time_ns < start + second)
             .map(|p| number(p, "temperature"))
             .collect();
         let (min, mean, max) = (
