@@ -48,7 +48,7 @@ skips=(
     --skip a_valid_board_takes_over_on_sighup
     # Its kill windows (150-550 ms) are sized for a native start-up; under qemu the start-up
     # takes most of each, too few readings get committed for the drill to mean anything.
-    # The HTTP crash drill (crash_drill, 20 kills) covers kill -9 under emulation.
+    # The HTTP crash drill (crash_drill) covers kill -9 under emulation.
     --skip sigkill_at_random_moments_while_draining
     # Counts the readings committed by the time `status` first reports the broker's refusal
     # (more than 20) on native timing; under qemu the refusal comes after about 8.
