@@ -4,9 +4,8 @@
 #   scripts/package.sh                  amd64, arm64 and armhf
 #   scripts/package.sh arm64 armhf      only these architectures
 #
-# The packages land in target/debian/ (amd64) and target/<rust target>/debian/ (arm64: Pi 3/4/5
-# and Zero 2 W on 64-bit Pi OS; armhf: ARMv7 Pis on 32-bit Pi OS). Each is built from a
-# release build of that target, then lintian runs on it: an error fails the script, warnings
+# The packages land in target/debian/ (amd64; arm64: Pi 3/4/5 and Zero 2 W on 64-bit Pi OS;
+# armhf: ARMv7 Pis on 32-bit Pi OS). Each is built from a release build of that target, then lintian runs on it: an error fails the script, warnings
 # and infos are printed (see README.md, "Debian package", for the ones that remain and why).
 #
 # Needs cargo-deb (`cargo install cargo-deb --locked`), lintian, and for arm64/armhf the cross
