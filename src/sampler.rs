@@ -2,7 +2,8 @@
 //! timestamped readings. Intervals follow the monotonic clock, so an NTP step of the wall clock
 //! neither skips nor doubles a sample. A sensor that fails is retried a little, then skipped for
 //! that interval, counted, logged once per failure streak, and re-opened after a run of failures;
-//! it never stops the other sensors and never yields a made-up value.
+//! it never stops the other sensors and never yields a made-up value. A reading's timestamp is
+//! taken here (`emit`), the moment its read returns, from the time keeper in `clock.rs`.
 
 use crate::clock::{Clock, ManualClock, TimeKeeper};
 use crate::reading::{Fields, Kind, Reading};
