@@ -10,7 +10,7 @@ use crate::clock::TimeKeeper;
 use crate::config::Aggregation;
 use crate::line_protocol;
 use crate::liveness::Heartbeat;
-use crate::queue::{counter, Commit, HeldReading, NewReading, Policy, Queue, QueueError};
+use crate::queue::{counter, Class, Commit, HeldReading, NewReading, Policy, Queue, QueueError};
 use crate::reading::{EdgeName, Fields, Kind, Value};
 use crate::sampler::Message;
 use std::collections::BTreeMap;
@@ -215,7 +215,7 @@ impl Recorder {
         };
         let keep_raw = agg.keep_raw;
         if let Some(closed) = agg.window.add(&reading.fields, reading.stamp) {
-            self.push(series, false, closed.field_set, closed.stamp);
+            self.push(series, Class::Aggregate, closed.field_set, closed.stamp);
         }
         keep_raw
     }
@@ -235,7 +235,7 @@ impl Recorder {
             }
         }
         for (series, window) in closed {
-            self.push(series, false, window.field_set, window.stamp);
+            self.push(series, Class::Aggregate, window.field_set, window.stamp);
         }
     }
 
@@ -248,11 +248,16 @@ impl Recorder {
                 .or_default() += nonfinite as i64;
         }
         let Some(fields) = set else { return };
-        self.push(series, kind.is_event(), fields, stamp);
+        let class = if kind.is_event() {
+            Class::Event
+        } else {
+            Class::Routine
+        };
+        self.push(series, class, fields, stamp);
     }
 
     /// Queue one line's field set: trusted, or held until the clock is.
-    fn push(&mut self, series: i64, event: bool, fields: String, stamp: crate::clock::Stamp) {
+    fn push(&mut self, series: i64, class: Class, fields: String, stamp: crate::clock::Stamp) {
         self.pending_bytes += fields.len();
         if stamp.trusted {
             if self.holding && self.release_offset.is_none() {
@@ -263,7 +268,7 @@ impl Recorder {
                 series,
                 time_ns: stamp.wall_ns,
                 fields,
-                event,
+                class,
             });
         } else {
             self.holding = true;
@@ -273,7 +278,7 @@ impl Recorder {
                 mono_ns: stamp.mono_ns,
                 wall_ns: stamp.wall_ns,
                 fields,
-                event,
+                class,
             });
         }
         if self.disk_trouble {
@@ -381,7 +386,7 @@ impl Recorder {
     /// events only when nothing else is left.
     fn enforce_spill_limit(&mut self) {
         while self.pending() > SPILL_LIMIT {
-            let victim = self.trusted.iter().position(|r| !r.event);
+            let victim = self.trusted.iter().position(|r| r.class != Class::Event);
             let dropped = match victim {
                 Some(i) => self.trusted.remove(i).fields.len(),
                 None if !self.held.is_empty() => self.held.remove(0).fields.len(),

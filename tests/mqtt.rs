@@ -319,7 +319,7 @@ fn over_mqtt_3_1_1_a_publish_the_acl_denies_is_acknowledged_like_any_other() {
 #[test]
 fn a_payload_the_broker_calls_invalid_is_bisected_and_only_its_bad_line_dead_lettered() {
     use fieldlink::clock::{Clock, SystemClock, TimeKeeper};
-    use fieldlink::queue::{NewReading, Queue};
+    use fieldlink::queue::{Class, NewReading, Queue};
     use fieldlink::upload::{self, Step};
     let broker = RefusingBroker::start(b"v=13i");
     let dir = tempfile::tempdir().unwrap();
@@ -330,7 +330,7 @@ fn a_payload_the_broker_calls_invalid_is_bisected_and_only_its_bad_line_dead_let
             series,
             time_ns: 1_700_000_000_000_000_000 + i as i64,
             fields: format!("v={i}i"),
-            event: false,
+            class: Class::Routine,
         })
         .collect();
     queue.push(&rows, &[], &[]).unwrap();

@@ -1,7 +1,7 @@
 //! A queue file with garbled pages: everything still readable in it is salvaged into the
 //! fresh queue, not thrown away with the file.
 
-use fieldlink::queue::{NewReading, Queue};
+use fieldlink::queue::{Class, NewReading, Queue};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
@@ -22,7 +22,7 @@ fn queue_with_readings(path: &Path) -> BTreeMap<i64, String> {
                     series,
                     time_ns: 1_700_000_000_000_000_000 + n,
                     fields: format!("temperature={n}.25,humidity=41.5"),
-                    event: false,
+                    class: Class::Routine,
                 }
             })
             .collect();

@@ -4,7 +4,7 @@
 
 use fieldlink::clock::{Clock, SystemClock, TimeKeeper};
 use fieldlink::config::UploadConfig;
-use fieldlink::queue::{NewReading, Queue};
+use fieldlink::queue::{Class, NewReading, Queue};
 use fieldlink::upload::{self, Step};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::PrivateKeyDer;
@@ -89,7 +89,7 @@ fn queue_with(readings: usize) -> (tempfile::TempDir, Queue) {
             series,
             time_ns: 1_700_000_000_000_000_000 + i as i64,
             fields: format!("v={i}i"),
-            event: false,
+            class: Class::Routine,
         })
         .collect();
     queue.push(&rows, &[], &[]).unwrap();

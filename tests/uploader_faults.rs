@@ -8,7 +8,7 @@ mod common;
 use common::fault_server::{FaultServer, Script};
 use fieldlink::clock::{Clock, SystemClock, TimeKeeper};
 use fieldlink::config::UploadConfig;
-use fieldlink::queue::{NewReading, Queue};
+use fieldlink::queue::{Class, NewReading, Queue};
 use fieldlink::upload::endpoint::Endpoint;
 use fieldlink::upload::transport::{HttpTransport, TlsOptions};
 use fieldlink::upload::{InfluxHttp, Step, Uploader};
@@ -44,7 +44,7 @@ fn rig(url: &str, api: &str, count: usize, poison: &[usize], database: &str) -> 
             series,
             time_ns,
             fields,
-            event: false,
+            class: Class::Routine,
         });
     }
     queue.push(&rows, &[], &[]).unwrap();

@@ -3,7 +3,7 @@
 
 use crate::{SECOND_NS, SENSORS};
 use fieldlink::line_protocol::{field_set, series_key};
-use fieldlink::queue::{NewReading, Queue};
+use fieldlink::queue::{Class, NewReading, Queue};
 use fieldlink::reading::Fields;
 use fieldlink::recorder::{SeriesPlan, INTERNAL_MEASUREMENT};
 use fieldlink::sensors::simulated::SimulatedClimate;
@@ -86,7 +86,7 @@ impl Fleet {
                     series: series[sensor],
                     time_ns,
                     fields,
-                    event: false,
+                    class: Class::Routine,
                 }
             })
             .collect()

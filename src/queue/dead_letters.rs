@@ -144,7 +144,7 @@ pub fn split_line(line: &str) -> Option<(&str, &str, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::NewReading;
+    use crate::queue::{Class, NewReading};
 
     #[test]
     fn lines_split_at_the_first_unescaped_space_and_the_last_space() {
@@ -165,7 +165,7 @@ mod tests {
                 series: s,
                 time_ns: 5,
                 fields: "v=1".into(),
-                event: false,
+                class: Class::Routine,
             }],
             &[],
             &[],

@@ -64,13 +64,34 @@ pub enum QueueError {
     },
 }
 
+/// What a stored reading is, which decides what a full queue does with it: routine samples are
+/// thinned into aggregates first, aggregates (thinned or made at the edge) are never folded
+/// again, events go last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Routine,
+    Event,
+    Aggregate,
+}
+
+impl Class {
+    /// The value of the `event` column.
+    pub const fn column(self) -> i64 {
+        match self {
+            Class::Routine => 0,
+            Class::Event => 1,
+            Class::Aggregate => 2,
+        }
+    }
+}
+
 /// A reading with a trusted timestamp, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReading {
     pub series: i64,
     pub time_ns: i64,
     pub fields: String,
-    pub event: bool,
+    pub class: Class,
 }
 
 /// A reading taken while the wall clock was not trusted: stored with its boot and monotonic time.
@@ -81,7 +102,7 @@ pub struct HeldReading {
     pub mono_ns: i64,
     pub wall_ns: i64,
     pub fields: String,
-    pub event: bool,
+    pub class: Class,
 }
 
 /// Everything one commit window writes, in one transaction.
@@ -318,13 +339,13 @@ impl Queue {
                 "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for r in commit.trusted {
-                insert.execute(params![r.series, r.time_ns, r.fields, r.event])?;
+                insert.execute(params![r.series, r.time_ns, r.fields, r.class.column()])?;
             }
             let mut hold = tx.prepare_cached(
                 "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for r in commit.held {
-                hold.execute(params![r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.event])?;
+                hold.execute(params![r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.class.column()])?;
             }
             for (key, value) in commit.meta {
                 set_meta(tx, key, value)?;

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// `readings.event` values.
-pub const ROUTINE: i64 = 0;
-pub const AGGREGATE: i64 = 2;
+pub const ROUTINE: i64 = super::Class::Routine.column();
+pub const AGGREGATE: i64 = super::Class::Aggregate.column();
 
 /// How many rows one thinning pass looks at: bounds the work done at once.
 const THIN_SCAN: i64 = 100_000;
@@ -211,7 +211,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::NewReading;
+    use crate::queue::{Class, NewReading};
 
     const S: i64 = 1_000_000_000;
 
@@ -230,7 +230,11 @@ mod tests {
                         40 + t % 3,
                         t % 2 == 0
                     ),
-                    event: t % 1000 == 0 && s == s2,
+                    class: if t % 1000 == 0 && s == s2 {
+                        Class::Event
+                    } else {
+                        Class::Routine
+                    },
                 });
             }
         }

@@ -5,7 +5,7 @@ fn reading(series: i64, t: i64) -> NewReading {
         series,
         time_ns: t,
         fields: format!("v={t}i"),
-        event: false,
+        class: Class::Routine,
     }
 }
 
@@ -169,7 +169,7 @@ fn an_unknown_time_dead_letter_recorded_before_sync_is_marked_as_a_lower_bound()
         mono_ns: 5,
         wall_ns: 60_000_000_000, // 1970
         fields: "v=1i".into(),
-        event: false,
+        class: Class::Routine,
     };
     q.push(&[], &[held], &[]).unwrap();
     let now = RecordedAt {

@@ -52,7 +52,7 @@ fn a_full_disk_keeps_a_bounded_spill_in_memory_drops_routine_first_and_writes_wh
     assert!(rec.disk_trouble);
     assert_eq!(rec.trusted.len(), SPILL_LIMIT);
     assert!(
-        rec.trusted.iter().any(|r| r.event),
+        rec.trusted.iter().any(|r| r.class == Class::Event),
         "the event survives the spill limit"
     );
     rec.queue()
@@ -285,6 +285,39 @@ fn an_aggregated_sensor_gives_one_line_per_epoch_aligned_window_and_the_cut_wind
         fields[2].contains("n_count=30i"),
         "the cut window keeps its real count"
     );
+}
+
+#[test]
+fn edge_aggregates_are_stored_as_aggregates_so_a_full_queue_never_folds_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, time, mut rec) = aggregating(&dir, true);
+    for n in 0..130 {
+        rec.accept(reading(n, Kind::Routine, &time));
+        clock.advance(Duration::from_secs(1));
+        rec.close_due_windows();
+    }
+    rec.close_aggregates(None);
+    rec.commit();
+    let classes: Vec<i64> = rec
+        .queue()
+        .conn()
+        .prepare("SELECT event FROM readings ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(classes, vec![Class::Aggregate.column(); 3]);
+    // A queue over its budget thins routine readings only: it drops the windows when it must,
+    // but never folds them into `n_mean_mean`.
+    let policy = crate::queue::Policy {
+        max_bytes: 1,
+        max_age: Duration::from_secs(1 << 30),
+        window: Duration::from_secs(60),
+    };
+    let done = rec.queue().enforce(&policy, clock.wall_ns()).unwrap();
+    assert_eq!((done.thinned, done.aggregates), (0, 0), "{done:?}");
+    assert_eq!(done.dropped_full, 3, "{done:?}");
 }
 
 #[test]

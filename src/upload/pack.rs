@@ -146,7 +146,7 @@ impl LineSink for BufferSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::NewReading;
+    use crate::queue::{Class, NewReading};
     use std::io::Read;
 
     #[test]
@@ -159,7 +159,7 @@ mod tests {
                 series: s,
                 time_ns: t,
                 fields: format!("v={t}i"),
-                event: false,
+                class: Class::Routine,
             })
             .collect();
         q.push(&rows, &[], &[]).unwrap();

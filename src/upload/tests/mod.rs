@@ -4,7 +4,7 @@ use super::endpoint::Endpoint;
 use super::transport::{Reply, Transport, TransportError};
 use super::*;
 use crate::clock::{build_time_ns, Clock, ManualClock};
-use crate::queue::NewReading;
+use crate::queue::{Class, NewReading};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
@@ -84,7 +84,7 @@ fn rig_with(series: &str, lines: usize, fields: impl Fn(usize) -> String, handle
             series: s,
             time_ns: i as i64,
             fields: fields(i),
-            event: false,
+            class: Class::Routine,
         })
         .collect();
     queue.push(&rows, &[], &[]).unwrap();
@@ -384,7 +384,7 @@ fn after_an_outage_fresh_readings_go_out_before_the_backlog() {
                 series: s,
                 time_ns: 999,
                 fields: "v=999".into(),
-                event: false,
+                class: Class::Routine,
             }],
             &[],
             &[],
