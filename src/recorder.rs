@@ -22,7 +22,7 @@ use std::time::Duration;
 /// oldest routine readings are dropped and counted, so memory stays bounded on a 512 MB Pi.
 pub const SPILL_LIMIT: usize = 4096;
 
-pub use crate::config::series::{SeriesPlan, INTERNAL_MEASUREMENT};
+use crate::config::series::SeriesPlan;
 
 /// A window commits early once this many readings are pending, so no sampling rate outruns the
 /// window: 100 sensors at 10 ms fill it in a tenth of a second and commit ten times a second.

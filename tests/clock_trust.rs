@@ -3,10 +3,11 @@
 //! before sync are estimated or dead-lettered, and NTP steps do not disturb the schedule.
 
 use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
+use fieldlink::config::series::SeriesPlan;
 use fieldlink::config::Board;
 use fieldlink::queue::Queue;
 use fieldlink::reading::{Kind, Reading, Value};
-use fieldlink::recorder::{Recorder, SeriesPlan};
+use fieldlink::recorder::Recorder;
 use fieldlink::sampler::{Message, Periodic, Slot};
 use fieldlink::sensors::{Sensor, SensorError};
 use std::sync::{mpsc, Arc};

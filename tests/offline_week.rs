@@ -15,11 +15,12 @@
 //!   expired`, `queued == 0`, `uploaded` == lines received.
 
 use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
+use fieldlink::config::series::SeriesPlan;
 use fieldlink::config::UploadConfig;
 use fieldlink::line_protocol::{field_set, parse_field_set, series_key};
 use fieldlink::queue::{Policy, Queue};
 use fieldlink::reading::{EdgeName, Fields, Kind, Reading, Value};
-use fieldlink::recorder::{Recorder, SeriesPlan};
+use fieldlink::recorder::Recorder;
 use fieldlink::rng::Rng;
 use fieldlink::sampler::Message;
 use fieldlink::upload::endpoint::Endpoint;

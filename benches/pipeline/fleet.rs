@@ -2,10 +2,10 @@
 //! byte.
 
 use crate::{SECOND_NS, SENSORS};
+use fieldlink::config::series::{SeriesPlan, INTERNAL_MEASUREMENT};
 use fieldlink::line_protocol::{field_set, series_key};
 use fieldlink::queue::{Class, NewReading, Queue};
 use fieldlink::reading::Fields;
-use fieldlink::recorder::{SeriesPlan, INTERNAL_MEASUREMENT};
 use fieldlink::sensors::simulated::SimulatedClimate;
 use fieldlink::sensors::Sensor;
 use std::collections::BTreeMap;
