@@ -347,6 +347,12 @@ impl Recorder {
                 return;
             }
         }
+        self.after_commit();
+    }
+
+    /// What a successful commit makes possible: keeping the queue within its budget, and
+    /// releasing readings held for the clock once it is trusted.
+    fn after_commit(&mut self) {
         if let Some(policy) = self.retention {
             // An untrusted clock must not expire anything: its "now" may be decades off.
             let stamp = self.time.stamp();
