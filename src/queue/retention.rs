@@ -106,35 +106,9 @@ impl Queue {
     /// Returns (readings removed, aggregates created).
     fn thin_oldest_window(&mut self, window_ns: i64) -> Result<(usize, usize), QueueError> {
         self.write(|tx| {
-            let first: Option<(i64, i64)> = tx
-                .query_row(
-                    "SELECT id, time_ns FROM readings WHERE event = ?1 ORDER BY id LIMIT 1",
-                    [ROUTINE],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map(Some)
-                .or_else(|e| {
-                    if e == rusqlite::Error::QueryReturnedNoRows {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    }
-                })?;
-            let Some((first_id, t0)) = first else {
+            let Some((first_id, start, end)) = oldest_complete_window(tx, window_ns)? else {
                 return Ok(((0, 0), vec![]));
             };
-            let start = t0 - t0.rem_euclid(window_ns);
-            let end = start + window_ns;
-            // Never thin the window that is still filling: a later pass would give it a second
-            // aggregate with the same series and timestamp, and InfluxDB keeps only one of them.
-            let newest: i64 = tx.query_row(
-                "SELECT time_ns FROM readings WHERE event = ?1 ORDER BY id DESC LIMIT 1",
-                [ROUTINE],
-                |r| r.get(0),
-            )?;
-            if newest < end {
-                return Ok(((0, 0), vec![]));
-            }
             let mut groups: BTreeMap<i64, BasicStats> = BTreeMap::new();
             let mut ids = Vec::new();
             {
@@ -206,6 +180,44 @@ impl Queue {
             ))
         })
     }
+}
+
+/// The oldest window of routine readings that has ended (a newer routine reading exists), as
+/// (first row id, window start, window end). Never the window that is still filling: a later
+/// pass would give it a second aggregate with the same series and timestamp, and InfluxDB
+/// keeps only one of them.
+fn oldest_complete_window(
+    tx: &rusqlite::Transaction,
+    window_ns: i64,
+) -> rusqlite::Result<Option<(i64, i64, i64)>> {
+    let first: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT id, time_ns FROM readings WHERE event = ?1 ORDER BY id LIMIT 1",
+            [ROUTINE],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map(Some)
+        .or_else(|e| {
+            if e == rusqlite::Error::QueryReturnedNoRows {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })?;
+    let Some((first_id, t0)) = first else {
+        return Ok(None);
+    };
+    let start = t0 - t0.rem_euclid(window_ns);
+    let end = start + window_ns;
+    let newest: i64 = tx.query_row(
+        "SELECT time_ns FROM readings WHERE event = ?1 ORDER BY id DESC LIMIT 1",
+        [ROUTINE],
+        |r| r.get(0),
+    )?;
+    if newest < end {
+        return Ok(None);
+    }
+    Ok(Some((first_id, start, end)))
 }
 
 #[cfg(test)]
