@@ -4,7 +4,6 @@
 
 use super::{Queue, QueueError};
 use rusqlite::{Connection, OpenFlags};
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,15 +33,7 @@ impl Queue {
         }
         .map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        Ok(Queue {
-            conn,
-            path: path.to_path_buf(),
-            series_keys: HashMap::new(),
-            budget: None,
-            deleted_since_checkpoint: 0,
-            file: None,
-            lazy: false,
-        })
+        Ok(Queue::on(conn, path, None))
     }
 }
 

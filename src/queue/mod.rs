@@ -206,15 +206,21 @@ impl Queue {
              PRAGMA temp_store = MEMORY;",
         )
         .map_err(err)?;
-        Ok(Queue {
+        Ok(Queue::on(conn, path, recovery::file_id(path)))
+    }
+
+    /// A queue on an open connection, with nothing cached yet. `file` identifies the file the
+    /// connection opened, so a writer notices when recovery has moved it aside.
+    pub(super) fn on(conn: Connection, path: &Path, file: Option<(u64, u64)>) -> Queue {
+        Queue {
             conn,
             path: path.to_path_buf(),
             series_keys: HashMap::new(),
             budget: None,
             deleted_since_checkpoint: 0,
-            file: recovery::file_id(path),
+            file,
             lazy: false,
-        })
+        }
     }
 
     /// The connection, without the queue (a connection to a file set aside is kept open).
