@@ -70,19 +70,6 @@ status=0
 cargo test --target "$target" --lib --bins --tests --no-fail-fast -- "${skips[@]}" "$@" 2>&1 | tee "$log" || status=$?
 
 say "summary ($target)"
-awk '
-    /^     Running / { target = ($2 == "unittests") ? $3 : $2 }
-    /^test result:/ {
-        printf "  %-28s %-7s %4d passed, %d failed, %d ignored, in %s\n", target, $3, $4, $6, $8, $NF
-        passed += $4; failed += $6; ignored += $8
-    }
-    /^failures:$/ { in_failures = 1; next }
-    in_failures && /^    [a-z_0-9:]+$/ { failing[++n] = target ": " $1 }
-    /^test result:/ { in_failures = 0 }
-    END {
-        printf "\n  total: %d passed, %d failed, %d ignored\n", passed, failed, ignored
-        for (i = 1; i <= n; i++) printf "  FAILED %s\n", failing[i]
-    }
-' "$log"
+awk -f scripts/test-summary.awk "$log"
 echo "  wall time: $(( $(date +%s) - started )) s ($target build and tests)"
 exit "$status"
