@@ -94,10 +94,12 @@ fn a_queue_garbled_under_a_running_agent_is_set_aside_salvaged_and_sampling_goes
             (said && corrupt_copies(site.dir.path()) == 1).then_some(())
         },
     );
-    // Sampling and uploading go on in the fresh queue.
-    wait_until(Duration::from_secs(30), "fresh readings uploaded", || {
+    // Sampling and uploading go on in the fresh queue: wait for a good number of readings
+    // sampled after the damage (how soon they come depends on the machine's speed).
+    wait_until(Duration::from_secs(60), "fresh readings uploaded", || {
         let times = climate_times(&server);
-        (times.last() > Some(&(now_ns() - 1_000_000_000))).then_some(())
+        let after = times.iter().filter(|t| **t > garbled_at).count();
+        (after > 20 && times.last() > Some(&(now_ns() - 1_000_000_000))).then_some(())
     });
     agent.terminate();
 
