@@ -14,12 +14,14 @@ mod files;
 pub mod gzip_member;
 mod held;
 mod recovery;
+mod pieces;
 mod retention;
 mod salvage;
 mod schema;
 pub mod segment;
 mod stats;
 mod take;
+mod unpack;
 mod upkeep;
 
 pub use batch::{Batch, LineSink};
@@ -27,6 +29,7 @@ pub use dead_letters::{split_line, DeadLetter, RecordedAt, Selection};
 pub use existing::Access;
 pub use files::{lock_path, take_writer_lock, WriterLock};
 pub use held::Settled;
+pub use pieces::Segments;
 pub use retention::{Enforced, Policy};
 pub use salvage::Salvaged;
 pub use stats::{counter, QueueStats};
@@ -128,6 +131,8 @@ pub struct Queue {
     file: Option<(u64, u64)>,
     /// Commits do not wait for the disk (`commit_lazily`), kept across a reconnect.
     lazy: bool,
+    /// The segment this connection's commits append routine readings to (the recorder's).
+    open_segment: Option<segment::OpenSegment>,
 }
 
 impl Queue {
@@ -222,6 +227,7 @@ impl Queue {
             deleted_since_checkpoint: 0,
             file,
             lazy: false,
+            open_segment: None,
         }
     }
 
@@ -341,12 +347,18 @@ impl Queue {
     }
 
     /// Write one commit window's worth of readings, counters and facts in one transaction.
+    /// Routine readings become one compressed piece; events are kept as rows.
     pub fn commit(&mut self, commit: &Commit) -> Result<(), QueueError> {
-        self.write(|tx| {
+        let mut open = self.open_segment.take();
+        let mut keys = std::mem::take(&mut self.series_keys);
+        let written = self.write(|tx| {
+            let (routine, rows): (Vec<&NewReading>, Vec<&NewReading>) =
+                commit.trusted.iter().partition(|r| r.class == Class::Routine);
+            Self::store_routine(tx, &mut open, &mut keys, &routine)?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for r in commit.trusted {
+            for r in rows {
                 insert.execute(params![r.series, r.time_ns, r.fields, r.class.column()])?;
             }
             let mut hold = tx.prepare_cached(
@@ -363,7 +375,13 @@ impl Queue {
             counters.push((counter::QUEUED, commit.trusted.len() as i64));
             counters.push((counter::HELD, commit.held.len() as i64));
             Ok(((), counters))
-        })
+        });
+        self.series_keys = keys;
+        // A failed commit leaves the stream ahead of what is stored: start a fresh segment.
+        if written.is_ok() {
+            self.open_segment = open;
+        }
+        written
     }
 
     /// Add to counters outside any other write (sensor errors, recoveries).

@@ -1,19 +1,35 @@
 //! The queue's tables. Readings store only a series id, the time and the field set: the
 //! measurement and tags of a sensor are the same for every reading and live once in `series`.
-//! That keeps rows small, which is most of what keeps SD-card writes low.
+//! That keeps rows small, which is most of what keeps SD-card writes low. Routine readings,
+//! nearly all of them, are not rows at all but compressed `pieces`.
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS series (
     id  INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE            -- escaped measurement and sorted tags
 );
--- Readings whose timestamp is trusted, in sampling order: what the uploader drains.
+-- Readings kept one per row, for the rare cases: events, aggregates, readings released from
+-- `held`, retried dead letters, segments taken apart to split or bisect a batch, and rows of
+-- queue files written before `pieces` existed. The uploader drains them before segments.
 CREATE TABLE IF NOT EXISTS readings (
     id      INTEGER PRIMARY KEY,
     series  INTEGER NOT NULL,
     time_ns INTEGER NOT NULL,
     fields  TEXT NOT NULL,              -- line-protocol field set
     event   INTEGER NOT NULL DEFAULT 0  -- 1: door/motion edge, kept longest when full
+);
+-- Routine readings as compressed line protocol: one row (a piece: sync-flushed raw deflate of
+-- lines that each end in a newline) per commit. A run of pieces starting with `first = 1` is
+-- a segment, one deflate stream; a batch sends whole segments as one gzip member.
+CREATE TABLE IF NOT EXISTS pieces (
+    id        INTEGER PRIMARY KEY,
+    first     INTEGER NOT NULL,         -- 1: starts a segment (a fresh deflate stream)
+    lines     INTEGER NOT NULL,
+    raw_len   INTEGER NOT NULL,         -- bytes of line protocol
+    crc       INTEGER NOT NULL,         -- CRC-32 of those bytes
+    oldest_ns INTEGER NOT NULL,
+    newest_ns INTEGER NOT NULL,
+    data      BLOB NOT NULL
 );
 -- Readings sampled before the wall clock was trusted: held back until they can be re-stamped
 -- from the monotonic clock of their boot.

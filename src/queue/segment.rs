@@ -63,6 +63,8 @@ pub struct OpenSegment {
     compressor: PieceCompressor,
     /// Row id of the segment's first piece, once stored.
     pub first_id: Option<i64>,
+    /// Row id of its newest piece.
+    pub last_id: Option<i64>,
     raw_len: u64,
     lines: u64,
 }
@@ -72,6 +74,7 @@ impl Default for OpenSegment {
         OpenSegment {
             compressor: PieceCompressor::new(LEVEL),
             first_id: None,
+            last_id: None,
             raw_len: 0,
             lines: 0,
         }

@@ -78,7 +78,14 @@ impl Queue {
         };
         Ok(QueueStats {
             depth: c.get(counter::QUEUED).copied().unwrap_or(0),
-            oldest_ns: one("SELECT time_ns FROM readings ORDER BY id LIMIT 1")?,
+            // Rows and pieces each keep sampling order; the oldest is the older of their heads.
+            oldest_ns: [
+                one("SELECT time_ns FROM readings ORDER BY id LIMIT 1")?,
+                one("SELECT oldest_ns FROM pieces ORDER BY id LIMIT 1")?,
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
             held: c.get(counter::HELD).copied().unwrap_or(0),
             oldest_held_wall_ns: one("SELECT wall_ns FROM held ORDER BY id LIMIT 1")?,
             // Dead letters are few (an operator clears them), so counting them is cheap.

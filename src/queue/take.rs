@@ -6,13 +6,18 @@ use super::{Batch, LineSink, Queue, QueueError};
 use std::collections::hash_map::Entry;
 
 impl Queue {
-    /// The oldest waiting readings as line protocol, at most `max_lines` lines and (unless a
-    /// single line is larger) `max_bytes` bytes. `None` when nothing waits.
+    /// The oldest waiting readings as plain line protocol, at most `max_lines` lines and
+    /// (unless a single line is larger) `max_bytes` bytes: rows first, then the oldest
+    /// segments, taken apart into rows. `None` when nothing waits. The uploader sends segments
+    /// as they are stored instead (`next_segments`); this is for tools and tests.
     pub fn next_batch(
         &mut self,
         max_lines: usize,
         max_bytes: usize,
     ) -> Result<Option<Batch>, QueueError> {
+        if self.last_id()?.is_none() && self.unpack_oldest(max_lines)?.is_none() {
+            return Ok(None);
+        }
         self.batch_where("", max_lines, max_bytes)
     }
 

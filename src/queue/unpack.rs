@@ -1,0 +1,99 @@
+//! Taking segments apart, on the rare paths only: a batch the server did not simply accept
+//! (split on 413, bisect on 400/422), a segment larger than the batch size the server taught
+//! us, and thinning when the queue is full. The segments' lines become rows of `readings`, in
+//! the same order and in one transaction with the deletion of the pieces, so no reading is
+//! lost or doubled whatever happens meanwhile.
+
+use super::dead_letters::split_line;
+use super::{segment, Queue, QueueError};
+use rusqlite::{params, Transaction};
+use std::collections::HashMap;
+
+impl Queue {
+    /// Turn the pieces `first..=last` (whole sealed segments) into rows. Returns the run of
+    /// new row ids, `None` if those pieces are gone (acknowledged or removed meanwhile).
+    pub fn unpack(&mut self, first: i64, last: i64) -> Result<Option<(i64, i64)>, QueueError> {
+        self.write(|tx| Ok((unpack_in(tx, first, last)?, vec![])))
+    }
+
+    /// Unpack the oldest sealed segments, up to `max_lines` (at least one segment). Returns
+    /// the run of new rows, `None` when no segment waits.
+    pub(super) fn unpack_oldest(
+        &mut self,
+        max_lines: usize,
+    ) -> Result<Option<(i64, i64)>, QueueError> {
+        let Some(taken) = self.next_segments(None, max_lines, usize::MAX)? else {
+            return Ok(None);
+        };
+        self.unpack(taken.run.0, taken.run.1)
+    }
+}
+
+/// Inside a write transaction: decode the segments of pieces `first..=last`, insert their
+/// lines as routine rows and delete the pieces.
+pub(super) fn unpack_in(
+    tx: &Transaction,
+    first: i64,
+    last: i64,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    let mut segments: Vec<Vec<Vec<u8>>> = Vec::new();
+    {
+        let mut stmt =
+            tx.prepare_cached("SELECT first, data FROM pieces WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?;
+        let mut rows = stmt.query([first, last])?;
+        while let Some(row) = rows.next()? {
+            let starts: bool = row.get(0)?;
+            let data: Vec<u8> = row.get(1)?;
+            match segments.last_mut() {
+                Some(segment) if !starts => segment.push(data),
+                _ => segments.push(vec![data]),
+            }
+        }
+    }
+    if segments.is_empty() {
+        return Ok(None);
+    }
+    let mut series: HashMap<String, i64> = HashMap::new();
+    let mut run: Option<(i64, i64)> = None;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, 0)",
+    )?;
+    for pieces in &segments {
+        let text = segment::decode(pieces).map_err(corrupt)?;
+        let text = std::str::from_utf8(&text).map_err(corrupt)?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let Some((key, fields, time_ns)) = split_line(line) else {
+                return Err(corrupt(format!("a stored line is not line protocol: {line}")));
+            };
+            let id = series_id(tx, &mut series, key)?;
+            insert.execute(params![id, time_ns, fields])?;
+            let row = tx.last_insert_rowid();
+            run = Some((run.map_or(row, |(f, _)| f), row));
+        }
+    }
+    tx.execute("DELETE FROM pieces WHERE id BETWEEN ?1 AND ?2", [first, last])?;
+    Ok(run)
+}
+
+fn series_id(
+    tx: &Transaction,
+    known: &mut HashMap<String, i64>,
+    key: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = known.get(key) {
+        return Ok(*id);
+    }
+    tx.execute("INSERT OR IGNORE INTO series(key) VALUES (?1)", [key])?;
+    let id: i64 = tx.query_row("SELECT id FROM series WHERE key = ?1", [key], |r| r.get(0))?;
+    known.insert(key.to_string(), id);
+    Ok(id)
+}
+
+/// A piece that does not decode: SQLite's own word for a damaged file, so the queue's
+/// corruption handling applies.
+fn corrupt(cause: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(format!("a stored segment does not decode: {cause}")),
+    )
+}
