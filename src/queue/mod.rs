@@ -17,6 +17,7 @@ mod recovery;
 mod pieces;
 mod retention;
 mod salvage;
+mod retention_pieces;
 mod schema;
 pub mod segment;
 mod stats;

@@ -114,13 +114,20 @@ pub fn decode(pieces: &[Vec<u8>]) -> Result<Vec<u8>, std::io::Error> {
     let mut text = Vec::new();
     for piece in pieces {
         let mut offset = 0;
-        while offset < piece.len() {
-            text.reserve(piece.len() * 8 + 1024);
-            let before = stream.total_in();
+        loop {
+            text.reserve(piece.len() * 4 + 4096);
+            let (in_before, out_before) = (stream.total_in(), text.len());
             stream
                 .decompress_vec(&piece[offset..], &mut text, flate2::FlushDecompress::Sync)
                 .map_err(std::io::Error::other)?;
-            offset += (stream.total_in() - before) as usize;
+            offset += (stream.total_in() - in_before) as usize;
+            // Done with this piece once all of it is in and the output did not fill up.
+            if offset >= piece.len() && text.len() < text.capacity() {
+                break;
+            }
+            if stream.total_in() == in_before && text.len() == out_before {
+                return Err(std::io::Error::other("a stored piece ends in the middle"));
+            }
         }
     }
     Ok(text)
@@ -166,6 +173,16 @@ mod tests {
         assert!(!segment.is_full());
         segment.append(b"m v=1 1\n", 1, 0, 0).unwrap();
         assert!(segment.is_full());
+    }
+
+    #[test]
+    fn pieces_that_expand_a_thousandfold_decode_whole() {
+        let mut segment = OpenSegment::default();
+        let text = "iot,sensor_id=a t=1 1\n".repeat(20_000);
+        let pieces: Vec<Vec<u8>> = (0..3)
+            .map(|_| segment.append(text.as_bytes(), 20_000, 0, 0).unwrap().data)
+            .collect();
+        assert_eq!(decode(&pieces).unwrap(), text.repeat(3).into_bytes());
     }
 
     #[test]
