@@ -4,6 +4,22 @@
 use super::{counter, delete_each, set_meta, Queue, QueueError, RecordedAt};
 use rusqlite::params;
 
+/// A run of consecutive ids one batch read: rows of `readings`, or pieces of whole segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Rows(i64, i64),
+    Pieces(i64, i64),
+}
+
+impl Run {
+    /// The last id of the run, in its own table.
+    pub fn last(&self) -> i64 {
+        match *self {
+            Run::Rows(_, last) | Run::Pieces(_, last) => last,
+        }
+    }
+}
+
 impl Queue {
     /// The server acknowledged exactly these readings: remove them, count them as uploaded.
     pub fn ack(&mut self, ids: &[i64], note: &str) -> Result<usize, QueueError> {
@@ -18,18 +34,31 @@ impl Queue {
         })
     }
 
-    /// The server acknowledged runs of consecutive queued rows, each `(first, last)` as one
-    /// batch read them (nothing else can sit between those ids: new rows always get higher
-    /// ids). One range delete per run replaces thousands of seeks, and one transaction for
-    /// several runs saves an fsync per batch. Rows retention removed meanwhile were counted
-    /// there, so only what is deleted here counts as uploaded.
-    pub fn ack_runs(&mut self, runs: &[(i64, i64)], note: &str) -> Result<usize, QueueError> {
+    /// The server acknowledged runs of consecutive queued rows or pieces, each as one batch
+    /// read them (nothing else can sit between those ids: new rows and pieces always get
+    /// higher ids, and a piece run is whole segments). One range delete per run replaces
+    /// thousands of seeks, and one transaction for several runs saves an fsync per batch.
+    /// Readings retention removed meanwhile were counted there, so only what is deleted here
+    /// counts as uploaded.
+    pub fn ack_runs(&mut self, runs: &[Run], note: &str) -> Result<usize, QueueError> {
         self.write(|tx| {
-            let mut delete =
+            let mut delete_rows =
                 tx.prepare_cached("DELETE FROM readings WHERE id BETWEEN ?1 AND ?2")?;
+            let mut lines_of_pieces = tx.prepare_cached(
+                "SELECT coalesce(sum(lines), 0) FROM pieces WHERE id BETWEEN ?1 AND ?2",
+            )?;
+            let mut delete_pieces =
+                tx.prepare_cached("DELETE FROM pieces WHERE id BETWEEN ?1 AND ?2")?;
             let mut n = 0;
-            for (first, last) in runs {
-                n += delete.execute([first, last])?;
+            for run in runs {
+                match *run {
+                    Run::Rows(first, last) => n += delete_rows.execute([first, last])?,
+                    Run::Pieces(first, last) => {
+                        let lines: i64 = lines_of_pieces.query_row([first, last], |r| r.get(0))?;
+                        delete_pieces.execute([first, last])?;
+                        n += lines as usize;
+                    }
+                }
             }
             set_meta(tx, "last_upload", note)?;
             Ok((

@@ -46,7 +46,8 @@ impl GzipMember {
     /// The finished member.
     pub fn finish(mut self) -> Vec<u8> {
         self.body.extend_from_slice(&FINAL_BLOCK);
-        self.body.extend_from_slice(&self.crc.finalize().to_le_bytes());
+        self.body
+            .extend_from_slice(&self.crc.finalize().to_le_bytes());
         // The gzip trailer keeps the length modulo 2^32 by definition.
         self.body
             .extend_from_slice(&((self.raw_len & 0xffff_ffff) as u32).to_le_bytes());
@@ -66,7 +67,11 @@ mod tests {
         let mut text = Vec::new();
         decoder.read_to_end(&mut text).expect("a valid gzip member");
         let rest = decoder.into_inner();
-        assert!(rest.is_empty(), "{} bytes after the first member", rest.len());
+        assert!(
+            rest.is_empty(),
+            "{} bytes after the first member",
+            rest.len()
+        );
         text
     }
 

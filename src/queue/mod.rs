@@ -25,6 +25,7 @@ mod take;
 mod unpack;
 mod upkeep;
 
+pub use acks::Run;
 pub use batch::{Batch, LineSink};
 pub use dead_letters::{split_line, DeadLetter, RecordedAt, Selection};
 pub use existing::Access;
@@ -61,6 +62,13 @@ pub enum QueueError {
     /// The disk (or the file system's quota) is full; the caller keeps readings in memory.
     #[error("queue {path}: disk full")]
     DiskFull { path: PathBuf },
+    /// A stored segment does not decode: the file is damaged.
+    #[error("queue {path}: a stored segment does not decode")]
+    Undecodable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other SQLite failure, with the file it happened on.
     #[error("queue {path}: {source}")]
     Sqlite {
@@ -309,6 +317,14 @@ impl Queue {
                 path: self.path.clone(),
                 source,
             }
+        }
+    }
+
+    /// A segment read from this queue that does not decode.
+    pub(crate) fn undecodable(&self, source: std::io::Error) -> QueueError {
+        QueueError::Undecodable {
+            path: self.path.clone(),
+            source,
         }
     }
 

@@ -60,62 +60,56 @@ struct StoredPiece {
 }
 
 impl Queue {
-    /// Append `routine` readings to the open segment as one piece, inside the commit's
-    /// transaction. A sealed or full segment is closed first.
+    /// Append `routine` readings to the open segment as one piece (several when they fill
+    /// it), inside the commit's transaction. A sealed or full segment is closed first.
     pub(super) fn store_routine(
         tx: &Transaction,
         open: &mut Option<OpenSegment>,
         keys: &mut HashMap<i64, String>,
         routine: &[&NewReading],
     ) -> rusqlite::Result<()> {
-        if routine.is_empty() {
-            return Ok(());
-        }
-        let sealed = sealed_through(tx)?;
-        let closed = match open {
-            Some(segment) => segment.is_full() || segment.first_id.is_some_and(|f| f <= sealed),
-            None => true,
-        };
-        if closed {
-            if let Some(last) = open.as_ref().and_then(|s| s.last_id) {
-                if last > sealed {
-                    set_sealed_through(tx, last)?;
+        let mut rest = routine;
+        while !rest.is_empty() {
+            let segment = open_for_append(tx, open)?;
+            let (room_lines, room_bytes) = segment.room();
+            let mut text = Vec::with_capacity(rest.len().min(room_lines as usize) * 200);
+            let (mut oldest, mut newest, mut taken) = (i64::MAX, i64::MIN, 0);
+            for r in rest {
+                if taken > 0 && (taken >= room_lines || text.len() as u64 >= room_bytes) {
+                    break;
                 }
+                let key = series_key(tx, keys, r.series)?;
+                crate::line_protocol::push_line(&mut text, key, &r.fields, r.time_ns);
+                text.push(b'\n');
+                oldest = oldest.min(r.time_ns);
+                newest = newest.max(r.time_ns);
+                taken += 1;
             }
-            *open = Some(OpenSegment::default());
+            let piece = segment
+                .append(&text, taken, oldest, newest)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let id = insert_piece(tx, segment.first_id.is_none(), &piece)?;
+            segment.first_id.get_or_insert(id);
+            segment.last_id = Some(id);
+            rest = &rest[taken as usize..];
         }
-        let Some(segment) = open.as_mut() else {
-            return Ok(());
-        };
-        let mut text = Vec::with_capacity(routine.len() * 200);
-        let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
-        for r in routine {
-            let key = series_key(tx, keys, r.series)?;
-            crate::line_protocol::push_line(&mut text, key, &r.fields, r.time_ns);
-            text.push(b'\n');
-            oldest = oldest.min(r.time_ns);
-            newest = newest.max(r.time_ns);
-        }
-        let piece = segment
-            .append(&text, routine.len() as u64, oldest, newest)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let id = insert_piece(tx, segment.first_id.is_none(), &piece)?;
-        segment.first_id.get_or_insert(id);
-        segment.last_id = Some(id);
         Ok(())
     }
 
     /// Close the open segment, whoever holds it, so every piece stored so far can be sent and
-    /// deleted. Returns the last sealed piece id (`None` when no piece is stored).
+    /// deleted. Returns the sealed mark: every piece stored from now on gets a higher id
+    /// (`None` while no piece was ever stored).
     pub fn seal(&mut self) -> Result<Option<i64>, QueueError> {
         self.write(|tx| {
             let last: Option<i64> = tx.query_row("SELECT max(id) FROM pieces", [], |r| r.get(0))?;
-            if let Some(last) = last {
-                if last > sealed_through(tx)? {
+            let sealed = sealed_through(tx)?;
+            match last {
+                Some(last) if last > sealed => {
                     set_sealed_through(tx, last)?;
+                    Ok((Some(last), vec![]))
                 }
+                _ => Ok(((sealed != i64::MIN).then_some(sealed), vec![])),
             }
-            Ok((last, vec![]))
         })
     }
 
@@ -199,6 +193,27 @@ impl Queue {
     }
 }
 
+/// The open segment, or a fresh one when it is sealed (by the uploader) or full (then this
+/// commit seals it, so the uploader can take it).
+fn open_for_append<'s>(
+    tx: &Transaction,
+    open: &'s mut Option<OpenSegment>,
+) -> rusqlite::Result<&'s mut OpenSegment> {
+    let sealed = sealed_through(tx)?;
+    let keep = open
+        .as_ref()
+        .is_some_and(|s| !s.is_full() && s.first_id.is_none_or(|first| first > sealed));
+    if !keep {
+        if let Some(last) = open.as_ref().and_then(|s| s.last_id) {
+            if last > sealed {
+                set_sealed_through(tx, last)?;
+            }
+        }
+        *open = Some(OpenSegment::default());
+    }
+    Ok(open.get_or_insert_with(OpenSegment::default))
+}
+
 /// Segments being gathered into one batch.
 struct Taking {
     max_lines: usize,
@@ -259,10 +274,14 @@ impl Taking {
     }
 }
 
+/// Store a piece with an id above every piece stored or sealed before, even once all were
+/// deleted: marks and cursors never see an id come back.
 fn insert_piece(tx: &Transaction, first: bool, piece: &Piece) -> rusqlite::Result<i64> {
+    let floor = sealed_through(tx)?.max(0);
     let mut insert = tx.prepare_cached(
-        "INSERT INTO pieces(first, lines, raw_len, crc, oldest_ns, newest_ns, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO pieces(id, first, lines, raw_len, crc, oldest_ns, newest_ns, data)
+         VALUES (max(coalesce((SELECT max(id) FROM pieces), 0), ?8) + 1,
+                 ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     insert.execute(params![
         first,
@@ -271,7 +290,8 @@ fn insert_piece(tx: &Transaction, first: bool, piece: &Piece) -> rusqlite::Resul
         i64::from(piece.crc),
         piece.oldest_ns,
         piece.newest_ns,
-        piece.data
+        piece.data,
+        floor
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -283,7 +303,9 @@ fn series_key<'k>(
 ) -> rusqlite::Result<&'k str> {
     if !keys.contains_key(&series) {
         let key: String =
-            conn.query_row("SELECT key FROM series WHERE id = ?1", [series], |r| r.get(0))?;
+            conn.query_row("SELECT key FROM series WHERE id = ?1", [series], |r| {
+                r.get(0)
+            })?;
         keys.insert(series, key);
     }
     Ok(keys.get(&series).map(String::as_str).unwrap_or_default())

@@ -61,12 +61,17 @@ impl Queue {
     }
 
     /// The oldest segment if its oldest reading is before `before_ns`, sealed first.
-    fn oldest_segment_before(&mut self, before_ns: i64) -> Result<Option<OldestSegment>, QueueError> {
+    fn oldest_segment_before(
+        &mut self,
+        before_ns: i64,
+    ) -> Result<Option<OldestSegment>, QueueError> {
         let head: Option<(i64, i64)> = self
             .conn
-            .query_row("SELECT id, oldest_ns FROM pieces ORDER BY id LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT id, oldest_ns FROM pieces ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map(Some)
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),

@@ -87,6 +87,14 @@ impl OpenSegment {
         self.raw_len >= SEGMENT_RAW_BYTES || self.lines >= SEGMENT_LINES
     }
 
+    /// How many more lines and bytes of line protocol the segment takes before it is full.
+    pub fn room(&self) -> (u64, u64) {
+        (
+            SEGMENT_LINES.saturating_sub(self.lines),
+            SEGMENT_RAW_BYTES.saturating_sub(self.raw_len),
+        )
+    }
+
     /// Compress one commit's text (lines each ending in `\n`) as the next piece.
     pub fn append(
         &mut self,
@@ -169,7 +177,9 @@ mod tests {
     #[test]
     fn a_segment_is_full_at_its_size_or_line_count() {
         let mut segment = OpenSegment::default();
-        segment.append(b"m v=1 1\n", SEGMENT_LINES - 1, 0, 0).unwrap();
+        segment
+            .append(b"m v=1 1\n", SEGMENT_LINES - 1, 0, 0)
+            .unwrap();
         assert!(!segment.is_full());
         segment.append(b"m v=1 1\n", 1, 0, 0).unwrap();
         assert!(segment.is_full());

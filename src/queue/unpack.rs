@@ -29,6 +29,57 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Every waiting reading as a line of line protocol: rows, then segments, each oldest
+    /// first. For tools and tests; it reads the whole queue.
+    pub fn waiting_lines(&self) -> Result<Vec<String>, QueueError> {
+        let mut lines = Vec::new();
+        let (conn, keys) = (&self.conn, &mut HashMap::new());
+        let mut read = || -> rusqlite::Result<()> {
+            let mut rows =
+                conn.prepare("SELECT series, fields, time_ns FROM readings ORDER BY id")?;
+            let mut rows = rows.query([])?;
+            while let Some(row) = rows.next()? {
+                let series: i64 = row.get(0)?;
+                if !keys.contains_key(&series) {
+                    let key: String =
+                        conn.query_row("SELECT key FROM series WHERE id = ?1", [series], |r| {
+                            r.get(0)
+                        })?;
+                    keys.insert(series, key);
+                }
+                let mut line = Vec::new();
+                let key = keys.get(&series).map(String::as_str).unwrap_or_default();
+                crate::line_protocol::push_line(
+                    &mut line,
+                    key,
+                    row.get_ref(1)?.as_str()?,
+                    row.get(2)?,
+                );
+                lines.push(String::from_utf8_lossy(&line).into_owned());
+            }
+            let mut pieces = conn.prepare("SELECT first, data FROM pieces ORDER BY id")?;
+            let mut pieces = pieces.query([])?;
+            let mut segment: Vec<Vec<u8>> = Vec::new();
+            let decode_into = |segment: &mut Vec<Vec<u8>>, lines: &mut Vec<String>| {
+                let text = segment::decode(segment).map_err(corrupt)?;
+                lines.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
+                segment.clear();
+                Ok::<(), rusqlite::Error>(())
+            };
+            while let Some(row) = pieces.next()? {
+                if row.get::<_, bool>(0)? && !segment.is_empty() {
+                    decode_into(&mut segment, &mut lines)?;
+                }
+                segment.push(row.get(1)?);
+            }
+            decode_into(&mut segment, &mut lines)
+        };
+        read().map_err(|e| self.err(e))?;
+        Ok(lines)
+    }
+}
+
 /// Inside a write transaction: decode the segments of pieces `first..=last`, insert their
 /// lines as routine rows and delete the pieces.
 pub(super) fn unpack_in(
@@ -38,8 +89,9 @@ pub(super) fn unpack_in(
 ) -> rusqlite::Result<Option<(i64, i64)>> {
     let mut segments: Vec<Vec<Vec<u8>>> = Vec::new();
     {
-        let mut stmt =
-            tx.prepare_cached("SELECT first, data FROM pieces WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT first, data FROM pieces WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+        )?;
         let mut rows = stmt.query([first, last])?;
         while let Some(row) = rows.next()? {
             let starts: bool = row.get(0)?;
@@ -63,7 +115,9 @@ pub(super) fn unpack_in(
         let text = std::str::from_utf8(&text).map_err(corrupt)?;
         for line in text.lines().filter(|l| !l.is_empty()) {
             let Some((key, fields, time_ns)) = split_line(line) else {
-                return Err(corrupt(format!("a stored line is not line protocol: {line}")));
+                return Err(corrupt(format!(
+                    "a stored line is not line protocol: {line}"
+                )));
             };
             let id = series_id(tx, &mut series, key)?;
             insert.execute(params![id, time_ns, fields])?;
@@ -71,7 +125,10 @@ pub(super) fn unpack_in(
             run = Some((run.map_or(row, |(f, _)| f), row));
         }
     }
-    tx.execute("DELETE FROM pieces WHERE id BETWEEN ?1 AND ?2", [first, last])?;
+    tx.execute(
+        "DELETE FROM pieces WHERE id BETWEEN ?1 AND ?2",
+        [first, last],
+    )?;
     Ok(run)
 }
 

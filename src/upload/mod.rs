@@ -34,7 +34,8 @@ pub use policy::{Pause, MAX_RETRY_AFTER};
 
 use crate::clock::TimeKeeper;
 use crate::config::UploadConfig;
-use crate::queue::{Queue, QueueError, RecordedAt};
+use crate::queue::segment::{SEGMENT_LINES, SEGMENT_RAW_BYTES};
+use crate::queue::{Queue, QueueError, RecordedAt, Run};
 use flate2::{write::GzEncoder, Compression};
 use policy::{Delivery, Halt, Policy};
 use schedule::Schedule;
@@ -58,7 +59,11 @@ pub struct Uploader<O: Output> {
     output: O,
     batch_lines: usize,
     policy: Policy,
+    /// What goes next among segments (fresh first after an outage), and pacing.
     schedule: Schedule,
+    /// What goes next among the rows (the rare cases), which drain before the backlog of
+    /// segments but after fresh ones.
+    row_schedule: Schedule,
     /// The clock for pacing, `Retry-After` dates and the times recorded in the queue.
     time: Arc<TimeKeeper>,
     /// The reason of the current failure streak, so it is logged once, not every retry.
@@ -67,7 +72,7 @@ pub struct Uploader<O: Output> {
     /// Runs the server acknowledged that are not yet deleted from the queue: while a backlog
     /// drains, several batches share one delete transaction (one fsync). A crash before the
     /// flush re-sends them with the same timestamps, which InfluxDB merges.
-    unacked: Vec<(i64, i64)>,
+    unacked: Vec<Run>,
     /// A second connection that reads and packs the next batch while a helper thread commits
     /// the previous batches' deletes on this one, so SQLite's writing hides behind gzip.
     reader: Option<Queue>,
@@ -88,6 +93,7 @@ impl<O: Output> Uploader<O> {
             batch_lines: cfg.batch_lines,
             policy: Policy::new(cfg.batch_bytes as usize, seed),
             schedule: Schedule::new(cfg.max_points_per_second),
+            row_schedule: Schedule::new(0),
             time,
             streak: None,
             requests: 0,
@@ -137,23 +143,31 @@ impl<O: Output> Uploader<O> {
         self.reader = None;
         self.unacked.clear();
         self.schedule.recovered(None);
+        self.row_schedule.recovered(None);
         Ok(())
     }
 
     fn try_step(&mut self) -> Result<Step, QueueError> {
-        let after = self.next_after()?;
-        let Some(packed) = self.pack_while_flushing(after)? else {
+        let lane = self.next_lane()?;
+        let Some(packed) = self.pack_while_flushing(lane)? else {
             return Ok(Step::Idle);
         };
-        let full =
-            packed.lines >= self.batch_lines || packed.plain_len + 512 >= self.policy.batch_bytes();
+        // Full: another line (or, for segments, another segment) would not have fitted.
+        let (more_lines, more_bytes) = match packed.run {
+            Run::Rows(..) => (1, 512),
+            Run::Pieces(..) => (SEGMENT_LINES as usize, SEGMENT_RAW_BYTES as usize),
+        };
+        let full = packed.lines + more_lines > self.batch_lines
+            || packed.plain_len + more_bytes > self.policy.batch_bytes();
         let delivered = self.deliver_packed(&packed);
         match delivered {
             Ok(()) => {
                 if let Some(reason) = self.streak.take() {
                     log::info!("upload recovered after: {reason}");
-                    // What was sampled during the outage waits behind what comes next.
-                    self.schedule.recovered(self.queue.last_id()?);
+                    // What was sampled during the outage waits behind what comes next; the
+                    // open segment is sealed so fresh pieces start a segment of their own.
+                    self.schedule.recovered(self.queue.seal()?);
+                    self.row_schedule.recovered(self.queue.last_id()?);
                 }
                 self.policy.recovered();
                 self.schedule
@@ -191,7 +205,15 @@ impl<O: Output> Uploader<O> {
                 Ok(())
             }
             other => {
-                let (first, last) = packed.run;
+                // Segments are taken apart into rows (same lines, same order) to be split
+                // or bisected; if retention removed them meanwhile, nothing is left to settle.
+                let (first, last) = match packed.run {
+                    Run::Rows(first, last) => (first, last),
+                    Run::Pieces(first, last) => match delivery.queue.unpack(first, last)? {
+                        Some(rows) => rows,
+                        None => return Ok(()),
+                    },
+                };
                 let plain = delivery.queue.batch_between(first, last)?;
                 let answer = match other {
                     // Line numbers name lines of what was sent; if retention removed rows of
@@ -219,29 +241,52 @@ impl<O: Output> Uploader<O> {
         }
     }
 
-    /// Where the next batch starts (see `Schedule::next`); switching lanes commits the
-    /// deferred deletes first.
-    fn next_after(&mut self) -> Result<Option<i64>, QueueError> {
-        let cursor = self.unacked.iter().map(|(_, last)| *last).max();
+    /// Which lane and where the next batch starts: fresh segments after an outage first, then
+    /// rows (the rare cases, fresh ones first), then the backlog of segments, oldest first
+    /// (see `Schedule::next`). Switching lanes within one id space commits the deferred
+    /// deletes first.
+    fn next_lane(&mut self) -> Result<Lane, QueueError> {
+        let cursor_of = |rows: bool| {
+            self.unacked
+                .iter()
+                .filter(|run| matches!(run, Run::Rows(..)) == rows)
+                .map(Run::last)
+                .max()
+        };
+        let (row_cursor, piece_cursor) = (cursor_of(true), cursor_of(false));
         let queue = &self.queue;
-        let next = self.schedule.next(cursor, |from| queue.has_after(from))?;
-        if next.flush_first {
+        let pieces = self
+            .schedule
+            .next(piece_cursor, |from| queue.has_pieces_after(from))?;
+        let fresh_pieces = pieces
+            .after
+            .is_some_and(|after| self.schedule.fresh_mark().is_some_and(|mark| after >= mark))
+            && queue.has_pieces_after(pieces.after.unwrap_or(i64::MIN))?;
+        if !fresh_pieces {
+            let rows = self
+                .row_schedule
+                .next(row_cursor, |from| queue.has_after(from))?;
+            if queue.has_after(rows.after.unwrap_or(i64::MIN))? {
+                if rows.flush_first {
+                    self.flush()?;
+                }
+                return Ok(Lane::Rows(rows.after));
+            }
+        }
+        if pieces.flush_first {
             self.flush()?;
         }
-        Ok(next.after)
+        Ok(Lane::Pieces(pieces.after))
     }
 
-    /// Pack the batch after `after` with the reader connection while a helper thread commits
+    /// Pack the next batch of `lane` with the reader connection while a helper thread commits
     /// the deletes of the batches already acknowledged.
     ///
     /// The helper runs on idle CPU time only: on a two-core Pi the compressor is what limits a
     /// drain, and the deletes can wait for the time it leaves; an even share would slow it.
     /// (On a CPU saturated by other programs the deletes, and so the drain, slow down; the
     /// sampler keeps its normal priority and nothing is lost.)
-    fn pack_while_flushing(
-        &mut self,
-        after: Option<i64>,
-    ) -> Result<Option<pack::Packed>, QueueError> {
+    fn pack_while_flushing(&mut self, lane: Lane) -> Result<Option<pack::Packed>, QueueError> {
         let mut reader = match self.reader.take() {
             Some(reader) => reader,
             None => self.queue.reader()?,
@@ -258,7 +303,10 @@ impl<O: Output> Uploader<O> {
                     flush_runs(queue, unacked, &note)
                 })
             });
-            let packed = pack::pack(&mut reader, after, lines, bytes, gzip);
+            let packed = match lane {
+                Lane::Rows(after) => pack::pack(&mut reader, after, lines, bytes, gzip),
+                Lane::Pieces(after) => pack::pack_segments(&mut reader, after, lines, bytes, gzip),
+            };
             (packed, flushing.map_or(Ok(Ok(0)), |f| f.join()))
         });
         self.reader = Some(reader);
@@ -288,6 +336,13 @@ impl<O: Output> Drop for Uploader<O> {
             );
         }
     }
+}
+
+/// Where the next batch comes from: rows or segments, after which id (`None`: the oldest).
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    Rows(Option<i64>),
+    Pieces(Option<i64>),
 }
 
 /// Why the uploader for a board could not be built.
@@ -345,11 +400,7 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
 
 /// Delete the acknowledged `runs` in one transaction and forget them, noting `note` as the
 /// last upload. Returns the rows deleted.
-fn flush_runs(
-    queue: &mut Queue,
-    runs: &mut Vec<(i64, i64)>,
-    note: &str,
-) -> Result<usize, QueueError> {
+fn flush_runs(queue: &mut Queue, runs: &mut Vec<Run>, note: &str) -> Result<usize, QueueError> {
     if runs.is_empty() {
         return Ok(0);
     }

@@ -4,23 +4,59 @@
 //! as plain lines (`Queue::batch_between`) to be split or bisected.
 
 use crate::line_protocol;
-use crate::queue::{Batch, LineSink, Queue, QueueError};
+use crate::queue::{Batch, LineSink, Queue, QueueError, Run};
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender};
 
-/// A batch as sent: the run of queue rows it holds and its request body.
+/// A batch as sent: the run of queue rows or pieces it holds and its request body.
 #[derive(Debug)]
 pub struct Packed {
-    /// First and last queue id: a run of consecutive rows.
-    pub run: (i64, i64),
+    /// First and last id: a run of consecutive rows, or of pieces of whole segments.
+    pub run: Run,
     pub lines: usize,
     /// Uncompressed size, newlines included: what the server's size limits apply to.
     pub plain_len: usize,
     pub body: Vec<u8>,
 }
 
-/// The readings after `after` (all when `None`), up to the batch bounds, ready to send.
+/// Whole segments after piece `after` (from the oldest when `None`), up to the batch bounds,
+/// ready to send: stored pieces stitched into one gzip member, nothing compressed now. A
+/// segment larger than the bounds (the server taught us a smaller size) is taken apart into
+/// rows and packed from those.
+pub fn pack_segments(
+    queue: &mut Queue,
+    after: Option<i64>,
+    max_lines: usize,
+    max_bytes: usize,
+    gzip: bool,
+) -> Result<Option<Packed>, QueueError> {
+    let Some(segments) = queue.next_segments(after, max_lines, max_bytes)? else {
+        return Ok(None);
+    };
+    let (first, last) = segments.run;
+    if segments.lines > max_lines || segments.raw_len > max_bytes {
+        return match queue.unpack(first, last)? {
+            Some((rows_from, _)) => pack(queue, Some(rows_from - 1), max_lines, max_bytes, gzip),
+            None => Ok(None),
+        };
+    }
+    let body = if gzip {
+        segments.gzip
+    } else {
+        segments
+            .text()
+            .map_err(|source| queue.undecodable(source))?
+    };
+    Ok(Some(Packed {
+        run: Run::Pieces(first, last),
+        lines: segments.lines,
+        plain_len: segments.raw_len,
+        body,
+    }))
+}
+
+/// The rows after `after` (all when `None`), up to the batch bounds, ready to send.
 pub fn pack(
     queue: &mut Queue,
     after: Option<i64>,
@@ -30,9 +66,10 @@ pub fn pack(
 ) -> Result<Option<Packed>, QueueError> {
     if !gzip {
         let batch = queue.render_after(after, max_lines, max_bytes, Batch::default())?;
-        let Some(run) = batch.run() else {
+        let Some((first, last)) = batch.run() else {
             return Ok(None);
         };
+        let run = Run::Rows(first, last);
         let (lines, plain_len) = (batch.len(), batch.body_len());
         return Ok(Some(Packed {
             run,
@@ -68,8 +105,8 @@ pub fn pack(
         let (run, lines, plain_len) = (sink.run, sink.lines, sink.plain_len);
         drop(sink);
         let body = compressing.join().unwrap_or_default();
-        Ok(run.map(|run| Packed {
-            run,
+        Ok(run.map(|(first, last)| Packed {
+            run: Run::Rows(first, last),
             lines,
             plain_len,
             body,
@@ -172,16 +209,16 @@ mod tests {
         assert_eq!(text, plain.body());
         assert_eq!(
             (packed.run, packed.lines, packed.plain_len),
-            (plain.run().unwrap(), 30, plain.body_len())
+            (Run::Rows(1, 30), 30, plain.body_len())
         );
-        let rest = pack(&mut q, Some(packed.run.1), 30, 1 << 20, false)
+        let rest = pack(&mut q, Some(packed.run.last()), 30, 1 << 20, false)
             .unwrap()
             .unwrap();
         assert_eq!(
             (rest.lines, rest.body.starts_with(b"m,t=a v=30i 30")),
             (20, true)
         );
-        assert!(pack(&mut q, Some(rest.run.1), 30, 1 << 20, true)
+        assert!(pack(&mut q, Some(rest.run.last()), 30, 1 << 20, true)
             .unwrap()
             .is_none());
     }

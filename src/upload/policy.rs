@@ -18,7 +18,7 @@
 use super::answer::Answer;
 use super::backoff::Backoff;
 use super::output::Output;
-use crate::queue::{Batch, Queue, QueueError, RecordedAt};
+use crate::queue::{Batch, Queue, QueueError, RecordedAt, Run};
 use crate::rng::Rng;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -136,7 +136,7 @@ pub(super) struct Delivery<'a, O: Output> {
     pub queue: &'a mut Queue,
     pub policy: &'a mut Policy,
     /// Runs the server acknowledged, deleted later in one transaction.
-    pub acked: &'a mut Vec<(i64, i64)>,
+    pub acked: &'a mut Vec<Run>,
     pub requests: &'a mut u64,
     /// The wall clock now, for answers that name a time (an HTTP `Retry-After` date).
     pub wall_ns: i64,
@@ -296,8 +296,8 @@ impl<O: Output> Delivery<'_, O> {
     }
 
     fn ack(&mut self, batch: &Batch) -> Result<(), Halt> {
-        if let Some(run) = batch.run() {
-            self.acked.push(run);
+        if let Some((first, last)) = batch.run() {
+            self.acked.push(Run::Rows(first, last));
         }
         Ok(())
     }

@@ -68,6 +68,11 @@ impl Schedule {
         Ok(stay(cursor))
     }
 
+    /// Readings with an id above this were sampled after the last outage (`None`: no outage).
+    pub fn fresh_mark(&self) -> Option<i64> {
+        self.fresh_after
+    }
+
     /// `points` were sent at `now_ns`.
     pub fn spent(&mut self, points: usize, now_ns: i64) {
         self.pacer.spend(points, now_ns);
