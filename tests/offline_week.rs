@@ -1,7 +1,8 @@
 //! A week offline: 8 sensors at 1 Hz for 7 simulated days (4,838,400 routine readings plus a
-//! few hundred door/motion events) go through the real recorder into a queue with a 4 MiB
-//! budget, on an injected clock. Then the network comes back and the uploader drains the queue
-//! into a recording transport. Checked:
+//! few hundred door/motion events) go through the real recorder on an injected clock. At the
+//! default 64 MiB budget all of it fits at full resolution: nothing is thinned, and every
+//! reading arrives. With a 4 MiB budget the queue thins and drops; then the network comes back
+//! and the uploader drains the queue into a recording transport. Checked:
 //!
 //! - the budget: after every commit the live bytes are within `max_bytes`, and the files stay
 //!   within a stated slack (db ≤ 4.5 MiB, WAL ≤ 1.1 MiB);
@@ -39,7 +40,10 @@ const SENSORS: usize = 8;
 const CLIMATE: usize = 6; // sensors 0..6; 6 is a door, 7 a motion sensor
 const DOOR: usize = 6;
 const MOTION: usize = 7;
-const MAX_BYTES: u64 = 4 << 20;
+/// A small budget, so the week exercises thinning and dropping.
+const SMALL_BUDGET: u64 = 4 << 20;
+/// The default `max_bytes`: a week at full resolution fits in it.
+const DEFAULT_BUDGET: u64 = 64 << 20;
 const WINDOW: Duration = Duration::from_secs(300);
 /// Simulated seconds per commit: a larger window than the agent's default keeps this fast.
 const COMMIT_EVERY: i64 = 60;
@@ -48,8 +52,12 @@ const COMMIT_EVERY: i64 = 60;
 /// checkpoints it at a quarter of `max_bytes` (1 MiB) and truncates it back to that, but a
 /// checkpoint runs only after the transaction that crossed the mark, so the WAL may exceed the
 /// quarter by one transaction (a retention pass that drops 2,000 rows is the largest): 1.5 MiB.
-const DB_FILE_LIMIT: u64 = MAX_BYTES + MAX_BYTES / 8;
-const WAL_FILE_LIMIT: u64 = MAX_BYTES / 4 + MAX_BYTES / 8;
+fn db_file_limit(budget: u64) -> u64 {
+    budget + budget / 8
+}
+fn wal_file_limit(budget: u64) -> u64 {
+    (budget / 4).min(4 << 20) + budget / 8
+}
 
 /// Lines the "server" received (gunzipped); always answers 204.
 struct Recording(Arc<Mutex<Vec<String>>>);
@@ -61,14 +69,54 @@ impl Transport for Recording {
         _headers: &[(&str, String)],
         body: &[u8],
     ) -> Result<Reply, TransportError> {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(body)
-            .read_to_string(&mut text)
-            .map_err(TransportError::Io)?;
+        let text = read_one_member(body);
+        // A body of stored segments ends in a newline, as line protocol may.
+        let text = text.strip_suffix('\n').unwrap_or(&text);
         self.0
             .lock()
             .unwrap()
             .extend(text.split('\n').map(str::to_string));
+        Ok(Reply {
+            status: 204,
+            retry_after: None,
+            body: String::new(),
+        })
+    }
+}
+
+/// The text of a body that must be exactly one gzip member: a single-member reader stops
+/// after the first, silently.
+fn read_one_member(body: &[u8]) -> String {
+    let mut decoder = flate2::bufread::GzDecoder::new(body);
+    let mut text = String::new();
+    decoder.read_to_string(&mut text).expect("a gzip body");
+    assert!(
+        decoder.into_inner().is_empty(),
+        "bytes after the first gzip member"
+    );
+    text
+}
+
+/// Counts what arrives per (series key, window), for a drain too large to keep as lines.
+struct Counting(Arc<Mutex<HashMap<(String, i64), i64>>>);
+
+impl Transport for Counting {
+    fn post(
+        &mut self,
+        _url: &str,
+        _headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Reply, TransportError> {
+        let text = read_one_member(body);
+        let window_ns = WINDOW.as_nanos() as i64;
+        let mut counts = self.0.lock().unwrap();
+        for line in text.lines() {
+            let (head, time) = line.rsplit_once(' ').expect("a timestamp");
+            let (key, _) = head.split_once(' ').expect("a field set");
+            let time_ns: i64 = time.parse().expect("a numeric timestamp");
+            let window = time_ns - time_ns.rem_euclid(window_ns);
+            *counts.entry((key.to_string(), window)).or_default() += 1;
+        }
         Ok(Reply {
             status: 204,
             retry_after: None,
@@ -130,6 +178,7 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
     let files = QueueFiles {
         db: dir.path().join("queue.db"),
         wal: dir.path().join("queue.db-wal"),
+        budget: SMALL_BUDGET,
     };
     let device = Device::barn();
 
@@ -151,10 +200,82 @@ fn a_week_offline_stays_in_budget_keeps_events_and_accounts_for_every_reading() 
     assert_no_two_lines_share_series_and_timestamp(&drained, &arrived);
 }
 
+#[test]
+fn a_week_offline_fits_the_default_budget_at_full_resolution() {
+    let dir = queue_dir();
+    let files = QueueFiles {
+        db: dir.path().join("queue.db"),
+        wal: dir.path().join("queue.db-wal"),
+        budget: DEFAULT_BUDGET,
+    };
+    let device = Device::barn();
+    let t_start = build_time_ns() + 86_400 * SECOND;
+    let clock = Arc::new(ManualClock::new(t_start, true, "boot-1"));
+    let keeper = Arc::new(TimeKeeper::new(clock.clone() as Arc<dyn Clock>, false, 0));
+
+    let week = record_a_week_offline(&device, &files, &clock, &keeper);
+    let before = &week.counters_before_drain;
+    let get = |name: &str| before.get(name).copied().unwrap_or(0);
+    eprintln!(
+        "offline week at the default budget: {} readings, max live {} B ({:.0} readings per MiB), counters {before:?}",
+        get("sampled"),
+        week.high_water.live,
+        get("sampled") as f64 / (week.high_water.live as f64 / (1 << 20) as f64),
+    );
+    assert_eq!(week.routine_total, DAYS * 86_400 * SENSORS as i64);
+    assert_eq!(
+        (
+            get("dropped.thinned"),
+            get("dropped.dropped_full"),
+            get("aggregates")
+        ),
+        (0, 0, 0),
+        "nothing thinned or dropped"
+    );
+    assert_eq!(get("queued"), get("sampled"), "every reading still queued");
+
+    let counts = Arc::new(Mutex::new(HashMap::new()));
+    let cfg: UploadConfig = toml::from_str(
+        "url = \"http://127.0.0.1:9\"\napi = \"v1\"\ndatabase = \"d\"\nmax_points_per_second = 0",
+    )
+    .unwrap();
+    let mut uploader = Uploader::new(
+        Queue::open(&files.db).unwrap(),
+        InfluxHttp::new(Endpoint::new(&cfg).unwrap(), Counting(counts.clone())),
+        &cfg,
+        "offline-week",
+        keeper,
+    );
+    while let Step::Sent(_) = uploader.step().unwrap() {}
+    drop(uploader);
+    let counts = counts.lock().unwrap();
+    let mut events_per_window: HashMap<(String, i64), i64> = HashMap::new();
+    let window_ns = WINDOW.as_nanos() as i64;
+    for line in &week.events_in {
+        let (head, time) = line.rsplit_once(' ').unwrap();
+        let key = head.split_once(' ').unwrap().0.to_string();
+        let time_ns: i64 = time.parse().unwrap();
+        *events_per_window
+            .entry((key, time_ns - time_ns.rem_euclid(window_ns)))
+            .or_default() += 1;
+    }
+    for ((sensor, window), n) in &week.routine_in {
+        let key = (device.keys[*sensor].clone(), *window);
+        let events = events_per_window.get(&key).copied().unwrap_or(0);
+        assert_eq!(
+            counts.get(&key).copied().unwrap_or(0),
+            n + events,
+            "sensor {} window {window}: every reading arrives at full resolution",
+            device.sensor_ids[*sensor]
+        );
+    }
+}
+
 /// The queue file and its WAL, whose sizes the budget bounds.
 struct QueueFiles {
     db: PathBuf,
     wal: PathBuf,
+    budget: u64,
 }
 
 /// The barn's 8 sensors: their ids, series keys, and what the recorder needs to know of them.
@@ -317,7 +438,7 @@ fn record_a_week_offline(
     keeper: &Arc<TimeKeeper>,
 ) -> Week {
     let started = Instant::now();
-    let mut recorder = open_recorder_with_retention(&files.db, device, keeper.clone());
+    let mut recorder = open_recorder_with_retention(files, device, keeper.clone());
     // A second connection that watches the aggregates thinning creates (read-only, and never
     // left inside a read transaction, so checkpoints are not held back).
     let watch = Connection::open_with_flags(&files.db, OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -388,14 +509,18 @@ fn record_a_week_offline(
     week
 }
 
-fn open_recorder_with_retention(db: &Path, device: &Device, keeper: Arc<TimeKeeper>) -> Recorder {
+fn open_recorder_with_retention(
+    files: &QueueFiles,
+    device: &Device,
+    keeper: Arc<TimeKeeper>,
+) -> Recorder {
     let policy = Policy {
-        max_bytes: MAX_BYTES,
+        max_bytes: files.budget,
         max_age: Duration::from_secs(30 * 86_400),
         window: WINDOW,
     };
     Recorder::new(
-        Queue::open(db).unwrap(),
+        Queue::open(&files.db).unwrap(),
         &device.plan(),
         keeper,
         Duration::from_secs(COMMIT_EVERY as u64),
@@ -417,12 +542,14 @@ fn check_the_files_against_the_budget(
     high_water.db = high_water.db.max(db_len);
     high_water.wal = high_water.wal.max(wal_len);
     high_water.live = high_water.live.max(stats.bytes);
-    if stats.bytes > MAX_BYTES {
+    if stats.bytes > files.budget {
         high_water.over_budget_commits += 1;
     }
     assert!(
-        db_len <= DB_FILE_LIMIT && wal_len <= WAL_FILE_LIMIT,
-        "day {day:.2}: queue files over budget: db {db_len} (limit {DB_FILE_LIMIT}), wal {wal_len} (limit {WAL_FILE_LIMIT}), live bytes {}",
+        db_len <= db_file_limit(files.budget) && wal_len <= wal_file_limit(files.budget),
+        "day {day:.2}: queue files over budget: db {db_len} (limit {}), wal {wal_len} (limit {}), live bytes {}",
+        db_file_limit(files.budget),
+        wal_file_limit(files.budget),
         stats.bytes
     );
 }

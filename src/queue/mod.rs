@@ -35,6 +35,7 @@ pub use pieces::Segments;
 pub use retention::{Enforced, Policy};
 pub use salvage::Salvaged;
 pub use stats::{counter, QueueStats};
+pub use unpack::{stored_count, stored_lines};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;

@@ -6,7 +6,7 @@
 
 use super::dead_letters::split_line;
 use super::{segment, Queue, QueueError};
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection, Transaction};
 use std::collections::HashMap;
 
 impl Queue {
@@ -33,51 +33,53 @@ impl Queue {
     /// Every waiting reading as a line of line protocol: rows, then segments, each oldest
     /// first. For tools and tests; it reads the whole queue.
     pub fn waiting_lines(&self) -> Result<Vec<String>, QueueError> {
-        let mut lines = Vec::new();
-        let (conn, keys) = (&self.conn, &mut HashMap::new());
-        let mut read = || -> rusqlite::Result<()> {
-            let mut rows =
-                conn.prepare("SELECT series, fields, time_ns FROM readings ORDER BY id")?;
-            let mut rows = rows.query([])?;
-            while let Some(row) = rows.next()? {
-                let series: i64 = row.get(0)?;
-                if !keys.contains_key(&series) {
-                    let key: String =
-                        conn.query_row("SELECT key FROM series WHERE id = ?1", [series], |r| {
-                            r.get(0)
-                        })?;
-                    keys.insert(series, key);
-                }
-                let mut line = Vec::new();
-                let key = keys.get(&series).map(String::as_str).unwrap_or_default();
-                crate::line_protocol::push_line(
-                    &mut line,
-                    key,
-                    row.get_ref(1)?.as_str()?,
-                    row.get(2)?,
-                );
-                lines.push(String::from_utf8_lossy(&line).into_owned());
-            }
-            let mut pieces = conn.prepare("SELECT first, data FROM pieces ORDER BY id")?;
-            let mut pieces = pieces.query([])?;
-            let mut segment: Vec<Vec<u8>> = Vec::new();
-            let decode_into = |segment: &mut Vec<Vec<u8>>, lines: &mut Vec<String>| {
-                let text = segment::decode(segment).map_err(corrupt)?;
-                lines.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
-                segment.clear();
-                Ok::<(), rusqlite::Error>(())
-            };
-            while let Some(row) = pieces.next()? {
-                if row.get::<_, bool>(0)? && !segment.is_empty() {
-                    decode_into(&mut segment, &mut lines)?;
-                }
-                segment.push(row.get(1)?);
-            }
-            decode_into(&mut segment, &mut lines)
-        };
-        read().map_err(|e| self.err(e))?;
-        Ok(lines)
+        stored_lines(&self.conn).map_err(|e| self.err(e))
     }
+}
+
+/// Every reading stored in the queue file open on `conn`, as the line the uploader sends for
+/// it: rows, then segments, each oldest first. For tools and tests (on a read-only
+/// connection, say); it reads the whole queue.
+pub fn stored_lines(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut rows = conn.prepare(
+        "SELECT s.key, r.fields, r.time_ns FROM readings r JOIN series s ON s.id = r.series
+         ORDER BY r.id",
+    )?;
+    let mut rows = rows.query([])?;
+    while let Some(row) = rows.next()? {
+        let mut line = Vec::new();
+        let (key, fields) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+        crate::line_protocol::push_line(&mut line, key, fields, row.get(2)?);
+        lines.push(String::from_utf8_lossy(&line).into_owned());
+    }
+    let mut pieces = conn.prepare("SELECT first, data FROM pieces ORDER BY id")?;
+    let mut pieces = pieces.query([])?;
+    let mut segment: Vec<Vec<u8>> = Vec::new();
+    let decode_into = |segment: &mut Vec<Vec<u8>>, lines: &mut Vec<String>| {
+        let text = segment::decode(segment).map_err(corrupt)?;
+        lines.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
+        segment.clear();
+        Ok::<(), rusqlite::Error>(())
+    };
+    while let Some(row) = pieces.next()? {
+        if row.get::<_, bool>(0)? && !segment.is_empty() {
+            decode_into(&mut segment, &mut lines)?;
+        }
+        segment.push(row.get(1)?);
+    }
+    decode_into(&mut segment, &mut lines)?;
+    Ok(lines)
+}
+
+/// How many readings the queue file open on `conn` stores (rows and lines of pieces), counted
+/// rather than taken from the `queued` gauge: for checks of that gauge.
+pub fn stored_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM readings) + (SELECT coalesce(sum(lines), 0) FROM pieces)",
+        [],
+        |r| r.get(0),
+    )
 }
 
 /// Inside a write transaction: decode the segments of pieces `first..=last`, insert their

@@ -1,29 +1,15 @@
-//! Reading a queue file the agent wrote, straight from SQLite: the waiting readings as exact
+//! Reading a queue file the agent wrote, straight from SQLite (segments decoded by the
+//! library): the waiting readings as exact
 //! lines, the counters, the dead letters. Tests compare these with what the server stored.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// Every waiting reading as its exact line, `series.key fields time_ns`, in queue order.
+/// Every waiting reading as its exact line, `series.key fields time_ns`, in queue order
+/// (rows, then the compressed segments).
 pub fn read_queue_lines(path: &Path) -> Vec<String> {
-    let conn = open_queue(path);
-    let mut stmt = conn
-        .prepare(
-            "SELECT s.key, r.fields, r.time_ns FROM readings r JOIN series s ON s.id = r.series ORDER BY r.id",
-        )
-        .expect("prepare the readings query");
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(format!(
-                "{} {} {}",
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?
-            ))
-        })
-        .expect("query readings");
-    rows.collect::<Result<_, _>>().expect("read readings")
+    fieldlink::queue::stored_lines(&open_queue(path)).expect("read the queued lines")
 }
 
 /// Like [`read_queue_lines`], but `None` while the agent has not created the file or its
