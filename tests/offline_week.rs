@@ -395,9 +395,12 @@ impl Sensors {
                 self.temperature[c] += self.rng.range(-0.05, 0.05);
                 self.humidity[c] =
                     (self.humidity[c] + self.rng.range(-0.2, 0.2)).clamp(30.0, 100.0);
+                // Reported at the chips' resolution (0.01 °C, 0.01 %RH), as the drivers and
+                // the simulated climate sensor do.
+                let hundredths = |v: f64| (v * 100.0).round() / 100.0;
                 vec![
-                    ("temperature", Value::Float(self.temperature[c])),
-                    ("humidity", Value::Float(self.humidity[c])),
+                    ("temperature", Value::Float(hundredths(self.temperature[c]))),
+                    ("humidity", Value::Float(hundredths(self.humidity[c]))),
                     ("battery_level", Value::Int(100 - sec / 20_000)),
                     ("signal_strength", Value::Int(-60 - (sec % 17))),
                 ]

@@ -8,11 +8,14 @@
 //! Figures, each printed as `name: value unit` with its budget and PASS/OVER where one exists:
 //! 1. drain throughput through `Uploader` + `HttpTransport` + gzip to a loopback server;
 //! 2. gzip-only throughput of the same batches (the limit) and the drain/gzip ratio;
-//! 3. peak RSS and wall time of `fieldlink sync` draining the same queue (the real binary);
+//! 3. peak RSS, wall time and CPU of `fieldlink sync` draining the same queue (the real
+//!    binary), its CPU against gzip-only's;
 //! 4. bytes written to disk per line-protocol byte while recording at the default commit window;
 //! 5. push and next_batch latency with a tiny and a huge queue;
 //! 6. release binary sizes (aarch64, host);
-//! 7. wire bytes per sensor-hour of a 1 Hz climate sensor, raw and with `aggregate = "1m"`.
+//! 7. wire bytes per sensor-hour of a 1 Hz climate sensor, raw and with `aggregate = "1m"`;
+//! 8. a reading's life in the queue: readings per MiB, sampling CPU, lifetime disk writes per
+//!    line-protocol byte (fill and drain), wire bytes per reading.
 //!
 //! `FIELDLINK_BENCH_ONLY=wire` prints figure 7 alone (also right in a debug build:
 //! `cargo bench --profile dev --bench pipeline`).
@@ -35,6 +38,7 @@ mod gzip_only;
 mod received;
 mod report;
 mod rusage;
+mod storage;
 mod sync_drain;
 mod work_dir;
 
@@ -48,6 +52,7 @@ use gzip_only::gzip_only;
 use report::Report;
 use rusage::{rusage_trampoline, RUSAGE_TRAMPOLINE};
 use std::time::SystemTime;
+use storage::queue_storage;
 use sync_drain::binary_drain;
 use work_dir::WorkDir;
 
@@ -85,7 +90,7 @@ fn main() {
 
     let start_ns = now_ns() - (scale.drain_rows / SENSORS) as i64 * SECOND_NS;
     let drain = drain_throughput(&mut report, &work, &server, scale.drain_rows, start_ns);
-    gzip_only(&mut report, scale.drain_rows, start_ns, drain);
+    let gzip_rate = gzip_only(&mut report, scale.drain_rows, start_ns, drain);
     let host_binary = host_binary();
     binary_drain(
         &mut report,
@@ -94,8 +99,10 @@ fn main() {
         host_binary.as_deref(),
         scale.drain_rows,
         start_ns,
+        gzip_rate,
     );
     disk_writes_per_byte(&mut report, &work);
+    queue_storage(&mut report, &work, &server, scale.storage_hours);
     constant_cost(&mut report, &work, scale.huge_queue_rows);
     binary_sizes(&mut report, host_binary.as_deref(), scale.quick);
     edge_aggregation(&mut report, now_ns());
@@ -110,6 +117,8 @@ struct Scale {
     drain_rows: usize,
     /// Rows queued for the "constant cost with a huge queue" check.
     huge_queue_rows: usize,
+    /// Simulated hours recorded for the queue's storage figures.
+    storage_hours: usize,
 }
 
 impl Scale {
@@ -119,6 +128,7 @@ impl Scale {
             quick,
             drain_rows: if quick { 100_000 } else { 1_000_000 },
             huge_queue_rows: if quick { 1_000_000 } else { 10_000_000 },
+            storage_hours: if quick { 4 } else { 24 },
         }
     }
 }

@@ -18,6 +18,7 @@ pub fn binary_drain(
     binary: Option<&Path>,
     rows: usize,
     start_ns: i64,
+    gzip_rate: f64,
 ) {
     section("3. `fieldlink sync` (release binary) draining the queue");
     let Some(binary) = binary else {
@@ -63,6 +64,14 @@ pub fn binary_drain(
         rows as f64 / elapsed.as_secs_f64(),
         "points/s",
         0,
+    );
+    // CPU per reading of the whole process, against gzip alone on the same lines (figure 2).
+    report.budget(
+        "drain CPU / gzip-only CPU (fieldlink sync, per reading)",
+        (run.user_s + run.sys_s) / rows as f64 * gzip_rate,
+        "x",
+        2,
+        Budget::AtMost(1.5),
     );
     report.info(
         "sync detail",

@@ -12,6 +12,7 @@ use super::gzip_member::GzipMember;
 use super::segment::{self, OpenSegment, Piece};
 use super::{NewReading, Queue, QueueError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// The meta key holding the id of the last piece of a closed segment: every piece up to it
@@ -301,14 +302,16 @@ fn series_key<'k>(
     keys: &'k mut HashMap<i64, String>,
     series: i64,
 ) -> rusqlite::Result<&'k str> {
-    if !keys.contains_key(&series) {
-        let key: String =
-            conn.query_row("SELECT key FROM series WHERE id = ?1", [series], |r| {
-                r.get(0)
-            })?;
-        keys.insert(series, key);
+    match keys.entry(series) {
+        Entry::Occupied(known) => Ok(known.into_mut()),
+        Entry::Vacant(slot) => {
+            let key: String =
+                conn.query_row("SELECT key FROM series WHERE id = ?1", [series], |r| {
+                    r.get(0)
+                })?;
+            Ok(slot.insert(key))
+        }
     }
-    Ok(keys.get(&series).map(String::as_str).unwrap_or_default())
 }
 
 pub(super) fn sealed_through(conn: &Connection) -> rusqlite::Result<i64> {

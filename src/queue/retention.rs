@@ -213,7 +213,7 @@ impl Queue {
     }
 }
 
-/// The oldest window of routine readings that has ended (a newer routine reading exists), as
+/// The oldest window of routine rows that has ended (a newer routine row or piece exists), as
 /// (first row id, window start, window end). Never the window that is still filling: a later
 /// pass would give it a second aggregate with the same series and timestamp, and InfluxDB
 /// keeps only one of them.
