@@ -33,6 +33,10 @@ impl Queue {
         }
         .map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        if access == Access::ReadWrite {
+            // A file of an older release gains the tables it lacks, as `open` would do.
+            conn.execute_batch(super::schema::SCHEMA).map_err(err)?;
+        }
         Ok(Queue::on(conn, path, None))
     }
 }

@@ -81,7 +81,11 @@ impl Queue {
             // Rows and pieces each keep sampling order; the oldest is the older of their heads.
             oldest_ns: [
                 one("SELECT time_ns FROM readings ORDER BY id LIMIT 1")?,
-                one("SELECT oldest_ns FROM pieces ORDER BY id LIMIT 1")?,
+                // A file of an older release, looked at read-only, has no `pieces` yet.
+                match self.has_pieces_table()? {
+                    true => one("SELECT oldest_ns FROM pieces ORDER BY id LIMIT 1")?,
+                    false => None,
+                },
             ]
             .into_iter()
             .flatten()
@@ -92,6 +96,13 @@ impl Queue {
             dead_letters: one("SELECT count(*) FROM dead_letters")?.unwrap_or(0),
             bytes: self.live_bytes()?,
         })
+    }
+
+    fn has_pieces_table(&self) -> Result<bool, QueueError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pieces'")
+            .and_then(|mut stmt| stmt.exists([]))
+            .map_err(|e| self.err(e))
     }
 
     /// Bytes the live pages of the file take (the file minus its free pages): three header
