@@ -121,24 +121,78 @@ pub fn decode(pieces: &[Vec<u8>]) -> Result<Vec<u8>, std::io::Error> {
     let mut stream = flate2::Decompress::new(false);
     let mut text = Vec::new();
     for piece in pieces {
-        let mut offset = 0;
-        loop {
-            text.reserve(piece.len() * 4 + 4096);
-            let (in_before, out_before) = (stream.total_in(), text.len());
-            stream
-                .decompress_vec(&piece[offset..], &mut text, flate2::FlushDecompress::Sync)
-                .map_err(std::io::Error::other)?;
-            offset += (stream.total_in() - in_before) as usize;
-            // Done with this piece once all of it is in and the output did not fill up.
-            if offset >= piece.len() && text.len() < text.capacity() {
-                break;
-            }
-            if stream.total_in() == in_before && text.len() == out_before {
-                return Err(std::io::Error::other("a stored piece ends in the middle"));
-            }
-        }
+        decode_piece(&mut stream, piece, &mut text)?;
     }
     Ok(text)
+}
+
+/// A stored piece with what the queue knows about its text.
+pub struct StoredPiece {
+    pub data: Vec<u8>,
+    pub crc: u32,
+    pub lines: u64,
+}
+
+/// What could be read of a segment: the text of every piece up to the first that does not
+/// decode or whose text does not match its CRC-32, and why reading stopped there.
+pub struct Salvaged {
+    pub text: Vec<u8>,
+    pub lost_lines: u64,
+    pub damage: Option<String>,
+}
+
+/// Decode a segment's pieces, checking each one's CRC-32, and keep what is sound: a damaged
+/// piece and every later one (which needs it to decode) are lost, and counted.
+pub fn salvage(pieces: &[StoredPiece]) -> Salvaged {
+    let mut stream = flate2::Decompress::new(false);
+    let mut text = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let start = text.len();
+        let damage = match decode_piece(&mut stream, &piece.data, &mut text) {
+            Err(e) => Some(e.to_string()),
+            Ok(()) if crc32fast::hash(&text[start..]) != piece.crc => {
+                Some("the text does not match its CRC-32".to_string())
+            }
+            Ok(()) => None,
+        };
+        if let Some(damage) = damage {
+            text.truncate(start);
+            return Salvaged {
+                text,
+                lost_lines: pieces[i..].iter().map(|p| p.lines).sum(),
+                damage: Some(damage),
+            };
+        }
+    }
+    Salvaged {
+        text,
+        lost_lines: 0,
+        damage: None,
+    }
+}
+
+/// Decode one sync-flushed piece of `stream`, appending its text to `text`.
+fn decode_piece(
+    stream: &mut flate2::Decompress,
+    piece: &[u8],
+    text: &mut Vec<u8>,
+) -> Result<(), std::io::Error> {
+    let mut offset = 0;
+    loop {
+        text.reserve(piece.len() * 4 + 4096);
+        let (in_before, out_before) = (stream.total_in(), text.len());
+        stream
+            .decompress_vec(&piece[offset..], text, flate2::FlushDecompress::Sync)
+            .map_err(std::io::Error::other)?;
+        offset += (stream.total_in() - in_before) as usize;
+        // Done once all of the piece is in and the output did not fill up.
+        if offset >= piece.len() && text.len() < text.capacity() {
+            return Ok(());
+        }
+        if stream.total_in() == in_before && text.len() == out_before {
+            return Err(std::io::Error::other("a stored piece ends in the middle"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +247,35 @@ mod tests {
             .map(|_| segment.append(text.as_bytes(), 20_000, 0, 0).unwrap().data)
             .collect();
         assert_eq!(decode(&pieces).unwrap(), text.repeat(3).into_bytes());
+    }
+
+    #[test]
+    fn a_damaged_piece_loses_itself_and_what_follows_and_keeps_what_came_before() {
+        let mut segment = OpenSegment::default();
+        let mut pieces: Vec<StoredPiece> = (0..4)
+            .map(|i| {
+                let text = format!("m v={i}i {i}\n").repeat(10);
+                let piece = segment.append(text.as_bytes(), 10, i, i).unwrap();
+                StoredPiece {
+                    data: piece.data,
+                    crc: piece.crc,
+                    lines: 10,
+                }
+            })
+            .collect();
+        let sound = salvage(&pieces);
+        assert_eq!((sound.lost_lines, sound.damage.is_none()), (0, true));
+        pieces[2].crc ^= 1;
+        let damaged = salvage(&pieces);
+        assert_eq!(damaged.lost_lines, 20);
+        assert_eq!(
+            damaged.text,
+            [0, 1]
+                .map(|i| format!("m v={i}i {i}\n").repeat(10))
+                .concat()
+                .into_bytes()
+        );
+        assert!(damaged.damage.unwrap().contains("CRC"));
     }
 
     #[test]

@@ -186,3 +186,32 @@ fn an_unknown_time_dead_letter_recorded_before_sync_is_marked_as_a_lower_bound()
         ("unknown_time", now.ns, false)
     );
 }
+
+#[test]
+fn a_damaged_segment_keeps_the_readings_before_the_damage_and_counts_the_rest_lost() {
+    let (_dir, mut q) = temp_queue();
+    let s = q.series_id("m,t=a").unwrap();
+    for commit in 0..3i64 {
+        let rows: Vec<NewReading> = (0..10)
+            .map(|i| NewReading {
+                series: s,
+                time_ns: commit * 10 + i,
+                fields: format!("v={i}i"),
+                event: false,
+            })
+            .collect();
+        q.push(&rows, &[], &[]).unwrap();
+    }
+    // The second piece's bytes change on the card: its CRC no longer matches.
+    q.conn()
+        .execute("UPDATE pieces SET crc = crc + 1 WHERE id = 2", [])
+        .unwrap();
+    let last = q.seal().unwrap().unwrap();
+    let rows = q.unpack(1, last).unwrap().unwrap();
+    assert_eq!(rows.1 - rows.0 + 1, 10, "the first piece's readings are kept");
+    let c = q.counters().unwrap();
+    assert_eq!((c["dropped.corrupt"], c["queued"]), (20, 10));
+    let letter = &q.dead_letters(10).unwrap()[0];
+    assert_eq!(letter.reason, "corrupt");
+    assert!(letter.line.contains("20 reading(s)"), "{}", letter.line);
+}

@@ -5,7 +5,7 @@
 //! lost or doubled whatever happens meanwhile.
 
 use super::dead_letters::split_line;
-use super::{segment, Queue, QueueError};
+use super::{counter, segment, Queue, QueueError};
 use rusqlite::{params, Connection, Transaction};
 use std::collections::HashMap;
 
@@ -13,7 +13,14 @@ impl Queue {
     /// Turn the pieces `first..=last` (whole sealed segments) into rows. Returns the run of
     /// new row ids, `None` if those pieces are gone (acknowledged or removed meanwhile).
     pub fn unpack(&mut self, first: i64, last: i64) -> Result<Option<(i64, i64)>, QueueError> {
-        self.write(|tx| Ok((unpack_in(tx, first, last)?, vec![])))
+        self.write(|tx| {
+            let done = unpack_in(tx, first, last)?;
+            let lost = done.lost as i64;
+            Ok((
+                done.rows,
+                vec![(counter::CORRUPT_LOST, lost), (counter::QUEUED, -lost)],
+            ))
+        })
     }
 
     /// Unpack the oldest sealed segments, up to `max_lines` (at least one segment). Returns
@@ -82,56 +89,86 @@ pub fn stored_count(conn: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
+/// What taking segments apart made: the run of new rows, and the lines lost to damage.
+#[derive(Default)]
+pub(super) struct Unpacked {
+    pub rows: Option<(i64, i64)>,
+    pub lost: u64,
+}
+
 /// Inside a write transaction: decode the segments of pieces `first..=last`, insert their
-/// lines as routine rows and delete the pieces.
-pub(super) fn unpack_in(
-    tx: &Transaction,
-    first: i64,
-    last: i64,
-) -> rusqlite::Result<Option<(i64, i64)>> {
-    let mut segments: Vec<Vec<Vec<u8>>> = Vec::new();
+/// lines as routine rows and delete the pieces. A damaged segment keeps the lines before the
+/// damage; the rest are counted lost and noted as one dead letter, so the queue heals.
+pub(super) fn unpack_in(tx: &Transaction, first: i64, last: i64) -> rusqlite::Result<Unpacked> {
+    let mut segments: Vec<(i64, Vec<segment::StoredPiece>)> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT first, data FROM pieces WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+            "SELECT id, first, data, crc, lines FROM pieces WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
         )?;
         let mut rows = stmt.query([first, last])?;
         while let Some(row) = rows.next()? {
-            let starts: bool = row.get(0)?;
-            let data: Vec<u8> = row.get(1)?;
+            let piece = segment::StoredPiece {
+                data: row.get(2)?,
+                crc: row.get::<_, i64>(3)? as u32,
+                lines: row.get::<_, i64>(4)? as u64,
+            };
             match segments.last_mut() {
-                Some(segment) if !starts => segment.push(data),
-                _ => segments.push(vec![data]),
+                Some((_, pieces)) if !row.get::<_, bool>(1)? => pieces.push(piece),
+                _ => segments.push((row.get(0)?, vec![piece])),
             }
         }
     }
-    if segments.is_empty() {
-        return Ok(None);
-    }
+    let mut done = Unpacked::default();
     let mut series: HashMap<String, i64> = HashMap::new();
-    let mut run: Option<(i64, i64)> = None;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, 0)",
-    )?;
-    for pieces in &segments {
-        let text = segment::decode(pieces).map_err(corrupt)?;
-        let text = std::str::from_utf8(&text).map_err(corrupt)?;
+    for (id, pieces) in &segments {
+        let salvaged = segment::salvage(pieces);
+        let text = String::from_utf8_lossy(&salvaged.text);
         for line in text.lines().filter(|l| !l.is_empty()) {
-            let Some((key, fields, time_ns)) = split_line(line) else {
-                return Err(corrupt(format!(
-                    "a stored line is not line protocol: {line}"
-                )));
-            };
-            let id = series_id(tx, &mut series, key)?;
-            insert.execute(params![id, time_ns, fields])?;
-            let row = tx.last_insert_rowid();
-            run = Some((run.map_or(row, |(f, _)| f), row));
+            match split_line(line) {
+                Some((key, fields, time_ns)) => {
+                    let series = series_id(tx, &mut series, key)?;
+                    let row = insert_row(tx, series, time_ns, fields)?;
+                    done.rows = Some((done.rows.map_or(row, |(f, _)| f), row));
+                }
+                None => done.lost += 1,
+            }
+        }
+        if let Some(damage) = salvaged.damage {
+            done.lost += salvaged.lost_lines;
+            note_damage(tx, *id, salvaged.lost_lines, &damage)?;
         }
     }
     tx.execute(
         "DELETE FROM pieces WHERE id BETWEEN ?1 AND ?2",
         [first, last],
     )?;
-    Ok(run)
+    Ok(done)
+}
+
+fn insert_row(tx: &Transaction, series: i64, time_ns: i64, fields: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, 0)",
+    )?
+    .execute(params![series, time_ns, fields])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// One dead letter for the lines a damaged segment lost, so an operator sees it happened.
+fn note_damage(tx: &Transaction, segment: i64, lines: u64, damage: &str) -> rusqlite::Result<()> {
+    log::error!("queue: a stored segment is damaged ({damage}); {lines} reading(s) lost");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    tx.execute(
+        "INSERT INTO dead_letters(line, reason, message, at_ns, at_trusted) VALUES (?1, 'corrupt', ?2, ?3, 0)",
+        params![
+            // Not a line of line protocol, so a retry of dead letters leaves it where it is.
+            format!("# {lines} reading(s) of the segment starting at piece {segment}: lost"),
+            damage,
+            now
+        ],
+    )?;
+    Ok(())
 }
 
 fn series_id(
