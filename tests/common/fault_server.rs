@@ -151,7 +151,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Bytes on the wire (before gunzip).
     pub wire_len: usize,
-    /// The decompressed body split on `\n` (empty when the body was cut off).
+    /// The decompressed body split on `\n`, less a final newline (empty when the body was cut
+    /// off).
     pub lines: Vec<String>,
     /// The status answered; `None` when the connection was reset instead, or while the
     /// answer is still being delayed.
@@ -400,6 +401,8 @@ fn serve(stream: TcpStream, shared: &Shared) {
             Vec::new()
         } else {
             let text = String::from_utf8_lossy(&body);
+            // Line protocol may end in a newline (a body of stored segments does).
+            let text = text.strip_suffix('\n').unwrap_or(&text);
             text.split('\n').map(str::to_string).collect()
         };
         request.lines = lines.clone();
