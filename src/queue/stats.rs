@@ -40,8 +40,8 @@ pub mod counter {
     pub const AGGREGATES: &str = "aggregates";
     /// Fields left out of a line because line protocol cannot carry them (NaN, infinity).
     pub const FIELDS_NONFINITE: &str = "fields_dropped.nonfinite";
-    /// Readings lost because the compressed segment holding them was damaged.
-    pub const CORRUPT_LOST: &str = "dropped.corrupt";
+    /// Waiting readings lost to damage: a compressed segment that does not decode.
+    pub const LOST_CORRUPT: &str = "dropped.corrupt";
     /// Times a corrupt queue file was moved aside and a fresh one started.
     pub const CORRUPT_RECOVERED: &str = "queue.corrupt_recovered";
     /// Readings (waiting or held) copied out of a corrupt file into the fresh queue.

@@ -18,7 +18,7 @@ impl Queue {
             let lost = done.lost as i64;
             Ok((
                 done.rows,
-                vec![(counter::CORRUPT_LOST, lost), (counter::QUEUED, -lost)],
+                vec![(counter::LOST_CORRUPT, lost), (counter::QUEUED, -lost)],
             ))
         })
     }
