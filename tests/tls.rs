@@ -192,7 +192,7 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, sink: &Mutex<Vec<
         }
         sink.lock()
             .unwrap()
-            .extend(text.split('\n').map(str::to_string));
+            .extend(text.lines().map(str::to_string));
         let reply = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
         if tls.get_mut().write_all(reply).is_err() || tls.get_mut().flush().is_err() {
             return;

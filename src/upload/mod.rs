@@ -34,7 +34,6 @@ pub use policy::{Pause, MAX_RETRY_AFTER};
 
 use crate::clock::TimeKeeper;
 use crate::config::UploadConfig;
-use crate::queue::segment::{SEGMENT_LINES, SEGMENT_RAW_BYTES};
 use crate::queue::{Queue, QueueError, RecordedAt, Run};
 use flate2::{write::GzEncoder, Compression};
 use policy::{Delivery, Halt, Policy};
@@ -152,13 +151,14 @@ impl<O: Output> Uploader<O> {
         let Some(packed) = self.pack_while_flushing(lane)? else {
             return Ok(Step::Idle);
         };
-        // Full: another line (or, for segments, another segment) would not have fitted.
-        let (more_lines, more_bytes) = match packed.run {
-            Run::Rows(..) => (1, 512),
-            Run::Pieces(..) => (SEGMENT_LINES as usize, SEGMENT_RAW_BYTES as usize),
+        // Full: more waits behind this batch, so its delete can wait for the next one's.
+        let full = match packed.run {
+            Run::Rows(..) => {
+                packed.lines >= self.batch_lines
+                    || packed.plain_len + 512 >= self.policy.batch_bytes()
+            }
+            Run::Pieces(_, last) => self.queue.has_pieces_after(last)?,
         };
-        let full = packed.lines + more_lines > self.batch_lines
-            || packed.plain_len + more_bytes > self.policy.batch_bytes();
         let delivered = self.deliver_packed(&packed);
         match delivered {
             Ok(()) => {
