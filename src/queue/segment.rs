@@ -13,8 +13,8 @@ use flate2::{Compress, Compression, FlushCompress};
 pub const LEVEL: u32 = 9;
 /// A segment closes once it holds this much line protocol or this many lines: a fresh stream
 /// costs a little compression, so segments are large, yet two fit a default batch (1 MiB,
-/// 5,000 lines).
-pub const SEGMENT_RAW_BYTES: u64 = 512 * 1024;
+/// 5,000 lines) with room for the piece that crosses the mark.
+pub const SEGMENT_RAW_BYTES: u64 = 480 * 1024;
 pub const SEGMENT_LINES: u64 = 2_500;
 
 /// The open end of one segment's deflate stream.

@@ -208,7 +208,11 @@ fn a_damaged_segment_keeps_the_readings_before_the_damage_and_counts_the_rest_lo
         .unwrap();
     let last = q.seal().unwrap().unwrap();
     let rows = q.unpack(1, last).unwrap().unwrap();
-    assert_eq!(rows.1 - rows.0 + 1, 10, "the first piece's readings are kept");
+    assert_eq!(
+        rows.1 - rows.0 + 1,
+        10,
+        "the first piece's readings are kept"
+    );
     let c = q.counters().unwrap();
     assert_eq!((c["dropped.corrupt"], c["queued"]), (20, 10));
     let letter = &q.dead_letters(10).unwrap()[0];
