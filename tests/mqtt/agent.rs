@@ -97,14 +97,11 @@ impl Device {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.queue, flags).unwrap();
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        let sql = "SELECT s.key || ' ' || r.fields || ' ' || r.time_ns \
-                   FROM readings r JOIN series s ON s.id = r.series";
         // The agent may not have created its tables yet.
-        let Ok(mut stmt) = conn.prepare(sql) else {
-            return BTreeSet::new();
-        };
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-        rows.collect::<Result<_, _>>().unwrap()
+        match fieldlink::queue::stored_lines(&conn) {
+            Ok(lines) => lines.into_iter().collect(),
+            Err(_) => BTreeSet::new(),
+        }
     }
 }
 
