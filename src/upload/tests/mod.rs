@@ -448,7 +448,15 @@ fn v3_line_numbers_are_not_trusted_when_retention_removed_rows_of_the_batch_mean
         }),
     );
     *path.lock().unwrap() = Some(rig._dir.path().join("q.db"));
+    // A batch smaller than the stored segment: it is taken apart into rows 1..=10 and sent
+    // as rows, which retention can thin one by one.
+    rig.uploader.batch_lines = 9;
     drain(&mut rig);
+    let deleted: i64 = rig.uploader.queue.counters().unwrap()["uploaded"];
+    assert_eq!(
+        deleted, 8,
+        "row 2 was removed meanwhile, the poison line dead-lettered"
+    );
     let dead: Vec<String> = rig
         .uploader
         .queue
