@@ -79,6 +79,7 @@ fn plan() -> SeriesPlan {
         sensor_ids: (0..SENSORS).map(|i| format!("climate-{i:02}")).collect(),
         internal_key: "fieldlink_internal,device_id=pi-cold-store-017".into(),
         sensor_keys: keys,
+        event_keys: Vec::new(),
     }
 }
 

@@ -40,13 +40,12 @@ pub mod counter {
     pub const AGGREGATES: &str = "aggregates";
     /// Fields left out of a line because line protocol cannot carry them (NaN, infinity).
     pub const FIELDS_NONFINITE: &str = "fields_dropped.nonfinite";
-    /// Waiting readings lost to damage: a compressed segment that does not decode.
-    pub const LOST_CORRUPT: &str = "dropped.corrupt";
     /// Times a corrupt queue file was moved aside and a fresh one started.
     pub const CORRUPT_RECOVERED: &str = "queue.corrupt_recovered";
     /// Readings (waiting or held) copied out of a corrupt file into the fresh queue.
     pub const SALVAGED: &str = "queue.salvaged";
-    /// Waiting readings a corrupt file held that could not be read back.
+    /// Waiting readings lost to damage: a corrupt file's that could not be read back, or a
+    /// compressed segment's that do not decode.
     pub const LOST_CORRUPT: &str = "dropped.corrupt";
     /// Gauge, not a counter: readings currently waiting (kept exact so status needs no COUNT).
     pub const QUEUED: &str = "queued";
