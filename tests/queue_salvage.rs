@@ -22,7 +22,9 @@ fn queue_with_readings(path: &Path) -> BTreeMap<i64, String> {
                     series,
                     time_ns: 1_700_000_000_000_000_000 + n,
                     fields: format!("temperature={n}.25,humidity=41.5"),
-                    class: Class::Routine,
+                    // Rows: routine readings are stored as compressed segments, which are
+                    // salvaged piece by piece; this is about the row-by-row scan.
+                    class: Class::Event,
                 }
             })
             .collect();
