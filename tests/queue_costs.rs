@@ -6,11 +6,12 @@
 //! goal is 1.5), because the drain sends the segments compressed while sampling.
 
 use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
+use fieldlink::config::series::SeriesPlan;
 use fieldlink::config::{QueueConfig, UploadConfig};
 use fieldlink::line_protocol::{field_set, push_line, series_key};
 use fieldlink::queue::{Policy, Queue};
 use fieldlink::reading::{Kind, Reading};
-use fieldlink::recorder::{disk_write_bytes, Recorder, SeriesPlan};
+use fieldlink::recorder::{disk_write_bytes, Recorder};
 use fieldlink::sampler::Message;
 use fieldlink::sensors::simulated::SimulatedClimate;
 use fieldlink::sensors::Sensor;

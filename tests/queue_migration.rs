@@ -5,7 +5,7 @@
 
 use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
 use fieldlink::config::UploadConfig;
-use fieldlink::queue::{NewReading, Queue};
+use fieldlink::queue::{Class, NewReading, Queue};
 use fieldlink::upload::endpoint::Endpoint;
 use fieldlink::upload::transport::{Reply, Transport, TransportError};
 use fieldlink::upload::{InfluxHttp, Step, Uploader};
@@ -152,7 +152,7 @@ fn a_queue_of_the_previous_release_is_migrated_without_losing_a_reading() {
                 series,
                 time_ns: 1_800_000_000_000_000_000 + (commit * 500 + i) * 1_000_000_000,
                 fields: format!("temperature={}.25", i % 17),
-                event: false,
+                class: Class::Routine,
             })
             .collect();
         new_lines.extend(

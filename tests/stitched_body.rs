@@ -6,7 +6,7 @@
 
 mod common;
 
-use fieldlink::queue::{NewReading, Queue};
+use fieldlink::queue::{Class, NewReading, Queue};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
@@ -27,7 +27,7 @@ fn queue_of_several_segments(dir: &std::path::Path) -> (Queue, Vec<String>) {
                     series: series[(n % 2) as usize],
                     time_ns: 1_700_000_000_000_000_000 + n * 1_000_000,
                     fields: format!("v={}.{},note=\"r{n}\",ok=true", n % 40, n % 7),
-                    event: false,
+                    class: Class::Routine,
                 }
             })
             .collect();

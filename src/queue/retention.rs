@@ -137,7 +137,8 @@ impl Queue {
     fn thin_oldest_window(&mut self, window_ns: i64) -> Result<(usize, usize), QueueError> {
         let newest_piece = self.newest_piece_ns()?.unwrap_or(i64::MIN);
         self.write(|tx| {
-            let Some((first_id, start, end)) = oldest_complete_window(tx, window_ns, newest_piece)? else {
+            let Some((first_id, start, end)) = oldest_complete_window(tx, window_ns, newest_piece)?
+            else {
                 return Ok(((0, 0), vec![]));
             };
             let mut groups: BTreeMap<i64, BasicStats> = BTreeMap::new();

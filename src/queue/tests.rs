@@ -197,7 +197,7 @@ fn a_damaged_segment_keeps_the_readings_before_the_damage_and_counts_the_rest_lo
                 series: s,
                 time_ns: commit * 10 + i,
                 fields: format!("v={i}i"),
-                event: false,
+                class: Class::Routine,
             })
             .collect();
         q.push(&rows, &[], &[]).unwrap();

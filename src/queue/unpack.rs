@@ -147,9 +147,14 @@ pub(super) fn unpack_in(tx: &Transaction, first: i64, last: i64) -> rusqlite::Re
 
 fn insert_row(tx: &Transaction, series: i64, time_ns: i64, fields: &str) -> rusqlite::Result<i64> {
     tx.prepare_cached(
-        "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, 0)",
+        "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![series, time_ns, fields])?;
+    .execute(params![
+        series,
+        time_ns,
+        fields,
+        super::Class::Routine.column()
+    ])?;
     Ok(tx.last_insert_rowid())
 }
 
