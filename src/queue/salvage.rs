@@ -249,35 +249,35 @@ impl<'a> Scan<'a> {
         Read::More
     }
 
-    /// Reading on from `from` fails: find the smallest id from which it works again.
+    /// Reading on from `from` fails: find the smallest id from which it works again. The
+    /// arithmetic is wider than an id, so probes from the very first id (i64::MIN, when the
+    /// table's first page is the damaged one) still reach the end of the id range.
     fn skip_damage(&mut self) {
-        let bad = self.from;
-        let mut step: i64 = 1;
+        let bad = i128::from(self.from);
+        let end = i128::from(i64::MAX);
+        let mut step: i128 = 1;
         let good = loop {
-            let probe = bad.saturating_add(step);
-            if self.readable_from(probe) {
+            let probe = (bad + step).min(end);
+            if self.readable_from(probe as i64) {
                 break probe;
             }
-            if probe == i64::MAX {
+            if probe == end {
                 self.done = true;
                 return;
             }
-            step = step.saturating_mul(2);
+            step *= 2;
         };
         // Bisect between the last failing probe and `good` for the first working start.
-        let (mut low, mut high) = (bad.saturating_add(step / 2).max(bad), good);
-        if step == 1 {
-            low = bad;
-        }
+        let (mut low, mut high) = (if step == 1 { bad } else { bad + step / 2 }, good);
         while high - low > 1 {
             let mid = low + (high - low) / 2;
-            if self.readable_from(mid) {
+            if self.readable_from(mid as i64) {
                 high = mid;
             } else {
                 low = mid;
             }
         }
-        self.from = high;
+        self.from = high as i64;
     }
 
     /// Whether the first row from `id` on (or the end of the table) can be read.
