@@ -367,39 +367,65 @@ impl Queue {
     /// Write one commit window's worth of readings, counters and facts in one transaction.
     /// Routine readings become one compressed piece; events are kept as rows.
     pub fn commit(&mut self, commit: &Commit) -> Result<(), QueueError> {
-        let mut open = self.open_segment.take();
-        let mut keys = std::mem::take(&mut self.series_keys);
-        let written = self.write(|tx| {
-            let (routine, rows): (Vec<&NewReading>, Vec<&NewReading>) =
-                commit.trusted.iter().partition(|r| r.class == Class::Routine);
-            Self::store_routine(tx, &mut open, &mut keys, &routine)?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for r in rows {
-                insert.execute(params![r.series, r.time_ns, r.fields, r.class.column()])?;
+        // Inside the guard: once the file was moved aside, the open segment (a deflate stream
+        // whose first pieces are in the old file) is gone with it, and a fresh one starts.
+        self.guarded(|queue| {
+            let mut open = queue.open_segment.take();
+            let mut keys = std::mem::take(&mut queue.series_keys);
+            let written =
+                queue.write_unguarded(|tx| Self::store_commit(tx, commit, &mut open, &mut keys));
+            queue.series_keys = keys;
+            // A failed commit leaves the stream ahead of what is stored: start a fresh segment.
+            if written.is_ok() {
+                queue.open_segment = open;
             }
-            let mut hold = tx.prepare_cached(
-                "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for r in commit.held {
-                hold.execute(params![r.series, r.boot, r.mono_ns, r.wall_ns, r.fields, r.class.column()])?;
-            }
-            for (key, value) in commit.meta {
-                set_meta(tx, key, value)?;
-            }
-            let mut counters: Vec<(&str, i64)> = commit.counters.to_vec();
-            counters.push((counter::SAMPLED, (commit.trusted.len() + commit.held.len()) as i64));
-            counters.push((counter::QUEUED, commit.trusted.len() as i64));
-            counters.push((counter::HELD, commit.held.len() as i64));
-            Ok(((), counters))
-        });
-        self.series_keys = keys;
-        // A failed commit leaves the stream ahead of what is stored: start a fresh segment.
-        if written.is_ok() {
-            self.open_segment = open;
+            written
+        })
+    }
+
+    /// Inside the commit's transaction: the routine readings as one piece, the rest as rows,
+    /// the counters they move.
+    fn store_commit<'c>(
+        tx: &rusqlite::Transaction,
+        commit: &Commit<'c>,
+        open: &mut Option<segment::OpenSegment>,
+        keys: &mut HashMap<i64, String>,
+    ) -> rusqlite::Result<((), Vec<(&'c str, i64)>)> {
+        let (routine, rows): (Vec<&NewReading>, Vec<&NewReading>) = commit
+            .trusted
+            .iter()
+            .partition(|r| r.class == Class::Routine);
+        Self::store_routine(tx, open, keys, &routine)?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for r in rows {
+            insert.execute(params![r.series, r.time_ns, r.fields, r.class.column()])?;
         }
-        written
+        let mut hold = tx.prepare_cached(
+            "INSERT INTO held(series, boot, mono_ns, wall_ns, fields, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in commit.held {
+            hold.execute(params![
+                r.series,
+                r.boot,
+                r.mono_ns,
+                r.wall_ns,
+                r.fields,
+                r.class.column()
+            ])?;
+        }
+        for (key, value) in commit.meta {
+            set_meta(tx, key, value)?;
+        }
+        let mut counters: Vec<(&str, i64)> = commit.counters.to_vec();
+        counters.push((
+            counter::SAMPLED,
+            (commit.trusted.len() + commit.held.len()) as i64,
+        ));
+        counters.push((counter::QUEUED, commit.trusted.len() as i64));
+        counters.push((counter::HELD, commit.held.len() as i64));
+        Ok(((), counters))
     }
 
     /// Add to counters outside any other write (sensor errors, recoveries).
@@ -434,8 +460,19 @@ impl Queue {
         &mut self,
         work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<(T, Vec<(&'a str, i64)>)>,
     ) -> Result<T, QueueError> {
+        self.guarded(|queue| queue.write_unguarded(work))
+    }
+
+    /// Run `work` on this queue once it follows any move made meanwhile, with moves excluded
+    /// until it returns; a corrupt file met there is set aside and salvaged. For work that
+    /// must see the queue as it is after a move (the recorder's open segment belongs to one
+    /// file).
+    pub(crate) fn guarded<T>(
+        &mut self,
+        work: impl FnOnce(&mut Queue) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
         let guard = self.guard_write()?;
-        let result = self.write_unguarded(work);
+        let result = work(self);
         drop(guard);
         if let Err(e) = &result {
             if e.is_corruption() {
