@@ -162,13 +162,13 @@ impl Queue {
                     crc: row.get::<_, i64>(4)? as u32,
                     data: row.get(5)?,
                 };
-                if piece.first && !current.is_empty() && !taken.add(std::mem::take(&mut current)) {
+                if piece.first && !current.is_empty() && !taken.add(std::mem::take(&mut current))? {
                     return Ok(taken.finish());
                 }
                 current.push(piece);
             }
             if !current.is_empty() {
-                taken.add(current);
+                taken.add(current)?;
             }
             Ok(taken.finish())
         };
@@ -239,8 +239,10 @@ impl Taking {
         }
     }
 
-    /// Take a whole segment if it fits (the first always does). Returns whether it did.
-    fn add(&mut self, segment: Vec<StoredPiece>) -> bool {
+    /// Take a whole segment if it fits (the first always does). Returns whether it did. Its
+    /// pieces are checked first: stored bytes the card garbled are never sent, they fail as
+    /// damage to the file, which is then set aside and salvaged (see `recovery`).
+    fn add(&mut self, segment: Vec<StoredPiece>) -> rusqlite::Result<bool> {
         let lines: usize = segment.iter().map(|p| p.lines).sum();
         let raw: usize = segment.iter().map(|p| p.raw_len).sum();
         let member = self
@@ -249,7 +251,11 @@ impl Taking {
         let fits = self.lines + lines <= self.max_lines
             && member.raw_len() as usize + raw <= self.max_bytes;
         if self.run.is_some() && !fits {
-            return false;
+            return Ok(false);
+        }
+        if let Some(damage) = segment::first_damage(segment.iter().map(|p| (&p.data[..], p.crc))) {
+            let at = segment.get(damage.piece).map_or(0, |p| p.id);
+            return Err(segment::corrupt(format!("piece {at}: {}", damage.why)));
         }
         self.starts.push(self.pieces.len());
         for piece in segment {
@@ -258,7 +264,7 @@ impl Taking {
             self.pieces.push(piece.data);
         }
         self.lines += lines;
-        true
+        Ok(true)
     }
 
     fn finish(self) -> Option<Segments> {

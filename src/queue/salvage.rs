@@ -40,8 +40,8 @@ const ROWID_TABLES: [Table; 5] = [
         name: "readings",
         columns: "id, series, time_ns, fields, event",
     },
-    // Pieces keep their ids and segment marks; a segment that lost a piece fails its CRC
-    // check when it is next taken apart, and keeps what decodes before the loss.
+    // Pieces keep their ids and segment marks; a segment that lost or garbled a piece is
+    // taken apart after the copy, keeping what decodes before the damage.
     Table {
         name: "pieces",
         columns: "id, first, lines, raw_len, crc, oldest_ns, newest_ns, data",
@@ -80,7 +80,15 @@ impl Queue {
         }
         let old_counters = read_pairs(&source, "SELECT name, value FROM counters");
         let old_meta = read_pairs(&source, "SELECT key, value FROM meta");
-        self.finish_salvage(old_counters, old_meta)
+        let salvaged = self.finish_salvage(old_counters, old_meta)?;
+        // Pieces were copied as stored: a segment garbled or missing a piece keeps what
+        // decodes before the damage.
+        let lost_in_segments = self.heal_segments()?;
+        Ok(Salvaged {
+            readings: salvaged.readings - lost_in_segments,
+            lost: salvaged.lost + lost_in_segments,
+            ..salvaged
+        })
     }
 
     fn insert_rows(&mut self, table: &Table, rows: &[Vec<Value>]) -> Result<(), QueueError> {

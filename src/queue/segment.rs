@@ -144,31 +144,70 @@ pub struct Salvaged {
 /// Decode a segment's pieces, checking each one's CRC-32, and keep what is sound: a damaged
 /// piece and every later one (which needs it to decode) are lost, and counted.
 pub fn salvage(pieces: &[StoredPiece]) -> Salvaged {
+    let mut text = Vec::new();
+    let damage = read_checked(pieces.iter().map(|p| (&p.data[..], p.crc)), |piece| {
+        text.extend_from_slice(piece)
+    });
+    match damage {
+        Some(damage) => Salvaged {
+            text,
+            lost_lines: pieces[damage.piece..].iter().map(|p| p.lines).sum(),
+            damage: Some(damage.why),
+        },
+        None => Salvaged {
+            text,
+            lost_lines: 0,
+            damage: None,
+        },
+    }
+}
+
+/// Where a segment stops being sound: the first piece that does not decode or whose text
+/// does not match its CRC-32 (bytes garbled on the card, or a piece lost before it), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Damage {
+    pub piece: usize,
+    pub why: String,
+}
+
+/// Check that a segment's pieces (data, CRC-32 of their text) decode to their CRCs, without
+/// keeping the text: what the uploader does before it sends stored bytes.
+pub fn first_damage<'p>(pieces: impl Iterator<Item = (&'p [u8], u32)>) -> Option<Damage> {
+    read_checked(pieces, |_| {})
+}
+
+/// Decode pieces in order, handing each sound piece's text to `keep`; stop at the first one
+/// that is not sound.
+fn read_checked<'p>(
+    pieces: impl Iterator<Item = (&'p [u8], u32)>,
+    mut keep: impl FnMut(&[u8]),
+) -> Option<Damage> {
     let mut stream = flate2::Decompress::new(false);
     let mut text = Vec::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        let start = text.len();
-        let damage = match decode_piece(&mut stream, &piece.data, &mut text) {
-            Err(e) => Some(e.to_string()),
-            Ok(()) if crc32fast::hash(&text[start..]) != piece.crc => {
-                Some("the text does not match its CRC-32".to_string())
+    for (i, (data, crc)) in pieces.enumerate() {
+        text.clear();
+        let why = match decode_piece(&mut stream, data, &mut text) {
+            Err(e) => e.to_string(),
+            Ok(()) if crc32fast::hash(&text) != crc => {
+                "the text does not match its CRC-32".to_string()
             }
-            Ok(()) => None,
+            Ok(()) => {
+                keep(&text);
+                continue;
+            }
         };
-        if let Some(damage) = damage {
-            text.truncate(start);
-            return Salvaged {
-                text,
-                lost_lines: pieces[i..].iter().map(|p| p.lines).sum(),
-                damage: Some(damage),
-            };
-        }
+        return Some(Damage { piece: i, why });
     }
-    Salvaged {
-        text,
-        lost_lines: 0,
-        damage: None,
-    }
+    None
+}
+
+/// A stored segment that does not decode: SQLite's own word for a damaged file, so the
+/// queue's corruption handling (set the file aside, salvage it) applies.
+pub fn corrupt(cause: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(format!("a stored segment does not decode: {cause}")),
+    )
 }
 
 /// Decode one sync-flushed piece of `stream`, appending its text to `text`.

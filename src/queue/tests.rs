@@ -219,3 +219,62 @@ fn a_damaged_segment_keeps_the_readings_before_the_damage_and_counts_the_rest_lo
     assert_eq!(letter.reason, "corrupt");
     assert!(letter.line.contains("20 reading(s)"), "{}", letter.line);
 }
+
+/// Three commits in one segment, sealed, then two in a second segment.
+fn two_segments(q: &mut Queue) {
+    let s = q.series_id("m,t=a").unwrap();
+    for commit in 0..5i64 {
+        if commit == 3 {
+            q.seal().unwrap();
+        }
+        let rows: Vec<NewReading> = (0..10).map(|i| reading(s, commit * 10 + i)).collect();
+        q.push(&rows, &[], &[]).unwrap();
+    }
+    q.seal().unwrap();
+}
+
+#[test]
+fn garbled_bytes_of_a_stored_piece_are_never_sent_the_file_is_salvaged_and_keeps_what_decodes() {
+    let (dir, mut q) = temp_queue();
+    two_segments(&mut q);
+    // The card garbles bytes inside the second piece: SQLite cannot see it, the CRC-32 can.
+    let mut data: Vec<u8> = q
+        .conn()
+        .query_row("SELECT data FROM pieces WHERE id = 2", [], |r| r.get(0))
+        .unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x5a;
+    q.conn()
+        .execute("UPDATE pieces SET data = ?1 WHERE id = 2", [&data])
+        .unwrap();
+
+    let err = q.next_segments(None, 5000, 1 << 20).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    q.recover(&err).unwrap();
+
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+        .count();
+    assert!(aside >= 1, "the damaged file is set aside");
+    let c = q.counters().unwrap();
+    assert_eq!((c["dropped.corrupt"], c["queued"]), (20, 30), "{c:?}");
+    let times: Vec<i64> = q
+        .waiting_lines()
+        .unwrap()
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let expected: Vec<i64> = (0..10).chain(30..50).collect();
+    assert_eq!(
+        times, expected,
+        "the piece before the damage and the sound segment"
+    );
+    // What is left is sound: taking it no longer fails.
+    let sound = q.next_segments(None, 5000, 1 << 20).unwrap().unwrap();
+    assert_eq!(sound.lines, 20);
+    let letter = &q.dead_letters(10).unwrap()[0];
+    assert_eq!(letter.reason, "corrupt");
+    assert!(letter.line.contains("20 reading(s)"), "{}", letter.line);
+}

@@ -37,6 +37,53 @@ impl Queue {
 }
 
 impl Queue {
+    /// After a salvage: take apart every segment that is not sound (a piece garbled, or lost
+    /// with its page, breaks the ones after it), keeping the readings before the damage; the
+    /// rest are counted lost and noted as a dead letter. Sound segments stay as stored, so the
+    /// uploader never meets this damage again. Returns the readings lost. Runs without the
+    /// guard against moves: the salvaging connection holds it.
+    pub(super) fn heal_segments(&mut self) -> Result<i64, QueueError> {
+        let damaged = damaged_segments(&self.conn).map_err(|e| self.err(e))?;
+        let mut lost = 0;
+        for (first, last) in damaged {
+            lost += self.write_unguarded(|tx| {
+                let lost = unpack_in(tx, first, last)?.lost as i64;
+                Ok((
+                    lost,
+                    vec![(counter::LOST_CORRUPT, lost), (counter::QUEUED, -lost)],
+                ))
+            })?;
+        }
+        Ok(lost)
+    }
+}
+
+/// The piece runs (first, last id) of the segments that do not decode to their CRC-32s.
+fn damaged_segments(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare("SELECT id, first, crc, data FROM pieces ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    let mut damaged = Vec::new();
+    let mut segment: Vec<(i64, u32, Vec<u8>)> = Vec::new();
+    let mut check = |segment: &mut Vec<(i64, u32, Vec<u8>)>| {
+        let pieces = segment.iter().map(|(_, crc, data)| (&data[..], *crc));
+        if segment::first_damage(pieces).is_some() {
+            damaged.push((segment[0].0, segment[segment.len() - 1].0));
+        }
+        segment.clear();
+    };
+    while let Some(row) = rows.next()? {
+        if row.get::<_, bool>(1)? && !segment.is_empty() {
+            check(&mut segment);
+        }
+        segment.push((row.get(0)?, row.get::<_, i64>(2)? as u32, row.get(3)?));
+    }
+    if !segment.is_empty() {
+        check(&mut segment);
+    }
+    Ok(damaged)
+}
+
+impl Queue {
     /// Every waiting reading as a line of line protocol: rows, then segments, each oldest
     /// first. For tools and tests; it reads the whole queue.
     pub fn waiting_lines(&self) -> Result<Vec<String>, QueueError> {
@@ -64,7 +111,7 @@ pub fn stored_lines(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut pieces = pieces.query([])?;
     let mut segment: Vec<Vec<u8>> = Vec::new();
     let decode_into = |segment: &mut Vec<Vec<u8>>, lines: &mut Vec<String>| {
-        let text = segment::decode(segment).map_err(corrupt)?;
+        let text = segment::decode(segment).map_err(segment::corrupt)?;
         lines.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
         segment.clear();
         Ok::<(), rusqlite::Error>(())
@@ -188,13 +235,4 @@ fn series_id(
     let id: i64 = tx.query_row("SELECT id FROM series WHERE key = ?1", [key], |r| r.get(0))?;
     known.insert(key.to_string(), id);
     Ok(id)
-}
-
-/// A piece that does not decode: SQLite's own word for a damaged file, so the queue's
-/// corruption handling applies.
-fn corrupt(cause: impl std::fmt::Display) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-        Some(format!("a stored segment does not decode: {cause}")),
-    )
 }
