@@ -18,16 +18,93 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// Overwrite whole pages at these fractions of the file with 0xFF, as a failing card would.
-fn garble(path: &Path, fractions: &[f64]) {
-    let pages = std::fs::metadata(path).unwrap().len() / PAGE;
+/// Move every page into the queue file (a full checkpoint, as the agent's own upkeep does
+/// from time to time), so the damage below hits the pages SQLite reads, not stale copies that
+/// the write-ahead log supersedes.
+fn checkpoint(conn: &rusqlite::Connection) {
+    let (busy, log, done): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(FULL)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((busy, log), (0, done), "checkpoint incomplete");
+}
+
+fn open(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn
+}
+
+/// A failing card: overwrite two leaf pages of the stored pieces (the oldest and one in the
+/// middle, never the newest, which the agent is still appending to) with 0xFF. SQLite meets
+/// the garbled pages when the uploader reads them.
+fn garble_piece_pages(path: &Path) {
+    let conn = open(path);
+    checkpoint(&conn);
+    let root: u64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'pieces'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let pages = leaf_pages(&std::fs::read(path).unwrap(), root);
+    assert!(pages.len() >= 4, "pieces on {} page(s)", pages.len());
     let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    for f in fractions {
-        let page = ((pages as f64 * f) as u64).max(12);
-        file.seek(SeekFrom::Start(page * PAGE)).unwrap();
+    for page in [pages[0], pages[pages.len() / 2]] {
+        // Page numbers count from 1.
+        file.seek(SeekFrom::Start((page - 1) * PAGE)).unwrap();
         file.write_all(&[0xFF; PAGE as usize]).unwrap();
     }
     file.sync_all().unwrap();
+}
+
+/// The leaf pages of the table b-tree rooted at `root`, left to right, read from the file's
+/// bytes (SQLite's file format: a page's first byte says interior 0x05 or leaf 0x0D; an
+/// interior page lists its children in 4-byte left pointers, then its right-most pointer).
+fn leaf_pages(file: &[u8], root: u64) -> Vec<u64> {
+    let page = |n: u64| &file[((n - 1) * PAGE) as usize..(n * PAGE) as usize];
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    let p = page(root);
+    match p[0] {
+        0x0D => vec![root],
+        0x05 => {
+            let cells = u16::from_be_bytes([p[3], p[4]]) as usize;
+            let mut children: Vec<u64> = (0..cells)
+                .map(|i| {
+                    let at = u16::from_be_bytes([p[12 + 2 * i], p[13 + 2 * i]]) as usize;
+                    be32(&p[at..])
+                })
+                .collect();
+            children.push(be32(&p[8..]));
+            children
+                .into_iter()
+                .flat_map(|c| leaf_pages(file, c))
+                .collect()
+        }
+        other => panic!("page {root} is not a table b-tree page ({other:#x})"),
+    }
+}
+
+/// Bytes garbled inside one stored piece: the pages stay valid, so SQLite sees nothing; only
+/// the piece's CRC-32 can tell.
+fn garble_inside_a_piece(path: &Path) {
+    let conn = open(path);
+    let (id, mut data): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT id, data FROM pieces ORDER BY id LIMIT 1 OFFSET 3",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x5a;
+    conn.execute(
+        "UPDATE pieces SET data = ?1 WHERE id = ?2",
+        rusqlite::params![data, id],
+    )
+    .unwrap();
 }
 
 fn corrupt_copies(dir: &Path) -> usize {
@@ -58,8 +135,20 @@ fn climate_times(server: &FaultServer) -> Vec<i64> {
 #[test]
 fn a_queue_garbled_under_a_running_agent_is_set_aside_salvaged_and_sampling_goes_on_without_a_gap()
 {
+    damaged_under_a_running_agent("corrupt-while-running", garble_piece_pages);
+}
+
+#[test]
+fn bytes_garbled_inside_a_stored_piece_are_never_sent_and_the_queue_is_salvaged_as_for_a_bad_page()
+{
+    damaged_under_a_running_agent("garbled-piece", garble_inside_a_piece);
+}
+
+/// Run an agent against a refusing server until a backlog waits, `damage` the queue file,
+/// let the server accept, and check the agent sets the file aside, salvages it and goes on.
+fn damaged_under_a_running_agent(name: &str, damage: fn(&Path)) {
     let server = FaultServer::start(Script::status(503).header("Retry-After", "1"));
-    let site = Site::new("corrupt-while-running");
+    let site = Site::new(name);
     let mut board = site.board();
     board.upload = Some(Upload {
         url: server.url(),
@@ -69,7 +158,6 @@ fn a_queue_garbled_under_a_running_agent_is_set_aside_salvaged_and_sampling_goes
         timeout: "2s".into(),
         extra: Vec::new(),
     });
-    // A small budget checkpoints the WAL every 64 pages, so older pages live in the file.
     let toml = board
         .to_toml()
         .replace("[queue]\n", "[queue]\nmax_bytes = \"1MiB\"\n");
@@ -82,7 +170,7 @@ fn a_queue_garbled_under_a_running_agent_is_set_aside_salvaged_and_sampling_goes
         (status["depth"].as_i64() >= Some(600)).then_some(())
     });
 
-    garble(&site.queue, &[0.3, 0.4, 0.5]);
+    damage(&site.queue);
     let garbled_at = now_ns();
     server.set_default(Script::ok());
     wait_until(
@@ -129,4 +217,17 @@ fn a_queue_garbled_under_a_running_agent_is_set_aside_salvaged_and_sampling_goes
         "{c:?}"
     );
     assert_eq!(corrupt_copies(site.dir.path()), 1, "set aside once");
+    // Garbled bytes never reached the server: every line it took is one the agent wrote.
+    for line in server.accepted() {
+        assert!(
+            line.starts_with("iot_metrics,device_id=e2e-device,")
+                && line.contains(",sensor_id=")
+                && line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .is_some(),
+            "{line:?}"
+        );
+    }
 }
