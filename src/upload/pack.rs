@@ -88,7 +88,10 @@ pub fn pack(
     let _ = to_renderer.send(Vec::with_capacity(BUFFER_BYTES + LINE_SLACK));
     std::thread::scope(|scope| {
         let compressing = scope.spawn(move || {
-            let mut encoder = GzEncoder::new(Vec::with_capacity(16 * 1024), Compression::default());
+            let mut encoder = GzEncoder::new(
+                Vec::with_capacity(16 * 1024),
+                Compression::new(super::GZIP_LEVEL),
+            );
             for mut buffer in filled {
                 // Writing to a Vec cannot fail.
                 let _ = encoder.write_all(&buffer);
