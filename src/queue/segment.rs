@@ -119,9 +119,12 @@ impl OpenSegment {
 /// Decode the pieces of one segment, in order, back to their text.
 pub fn decode(pieces: &[Vec<u8>]) -> Result<Vec<u8>, std::io::Error> {
     let mut stream = flate2::Decompress::new(false);
+    let mut buffer = vec![0; CHUNK];
     let mut text = Vec::new();
     for piece in pieces {
-        decode_piece(&mut stream, piece, &mut text)?;
+        inflate_piece(&mut stream, piece, &mut buffer, |chunk| {
+            text.extend_from_slice(chunk)
+        })?;
     }
     Ok(text)
 }
@@ -145,15 +148,28 @@ pub struct Salvaged {
 /// piece and every later one (which needs it to decode) are lost, and counted.
 pub fn salvage(pieces: &[StoredPiece]) -> Salvaged {
     let mut text = Vec::new();
-    let damage = read_checked(pieces.iter().map(|p| (&p.data[..], p.crc)), |piece| {
-        text.extend_from_slice(piece)
-    });
-    match damage {
-        Some(damage) => Salvaged {
-            text,
-            lost_lines: pieces[damage.piece..].iter().map(|p| p.lines).sum(),
-            damage: Some(damage.why),
+    // Where the text of the piece being read starts: a damaged piece's text is dropped.
+    let mut piece_start = (0, 0);
+    let damage = read_checked(
+        pieces.iter().map(|p| (&p.data[..], p.crc)),
+        |piece, chunk| {
+            if piece != piece_start.0 {
+                piece_start = (piece, text.len());
+            }
+            text.extend_from_slice(chunk)
         },
+    );
+    match damage {
+        Some(damage) => {
+            if piece_start.0 == damage.piece {
+                text.truncate(piece_start.1);
+            }
+            Salvaged {
+                text,
+                lost_lines: pieces[damage.piece..].iter().map(|p| p.lines).sum(),
+                damage: Some(damage.why),
+            }
+        }
         None => Salvaged {
             text,
             lost_lines: 0,
@@ -171,30 +187,34 @@ pub struct Damage {
 }
 
 /// Check that a segment's pieces (data, CRC-32 of their text) decode to their CRCs, without
-/// keeping the text: what the uploader does before it sends stored bytes.
+/// keeping the text: what the uploader does before it sends stored bytes. It reads through a
+/// small buffer, so a large piece costs no memory.
 pub fn first_damage<'p>(pieces: impl Iterator<Item = (&'p [u8], u32)>) -> Option<Damage> {
-    read_checked(pieces, |_| {})
+    read_checked(pieces, |_, _| {})
 }
 
-/// Decode pieces in order, handing each sound piece's text to `keep`; stop at the first one
-/// that is not sound.
+/// Bytes of text inflated at a time.
+const CHUNK: usize = 16 * 1024;
+
+/// Decode pieces in order, handing their text to `text` chunk by chunk with the piece's
+/// index, and check each piece's CRC-32; stop at the first piece that is not sound (whose
+/// chunks `text` may already have had).
 fn read_checked<'p>(
     pieces: impl Iterator<Item = (&'p [u8], u32)>,
-    mut keep: impl FnMut(&[u8]),
+    mut text: impl FnMut(usize, &[u8]),
 ) -> Option<Damage> {
     let mut stream = flate2::Decompress::new(false);
-    let mut text = Vec::new();
+    let mut buffer = vec![0; CHUNK];
     for (i, (data, crc)) in pieces.enumerate() {
-        text.clear();
-        let why = match decode_piece(&mut stream, data, &mut text) {
+        let mut hasher = crc32fast::Hasher::new();
+        let inflated = inflate_piece(&mut stream, data, &mut buffer, |chunk| {
+            hasher.update(chunk);
+            text(i, chunk);
+        });
+        let why = match inflated {
             Err(e) => e.to_string(),
-            Ok(()) if crc32fast::hash(&text) != crc => {
-                "the text does not match its CRC-32".to_string()
-            }
-            Ok(()) => {
-                keep(&text);
-                continue;
-            }
+            Ok(()) if hasher.finalize() != crc => "the text does not match its CRC-32".to_string(),
+            Ok(()) => continue,
         };
         return Some(Damage { piece: i, why });
     }
@@ -210,25 +230,27 @@ pub fn corrupt(cause: impl std::fmt::Display) -> rusqlite::Error {
     )
 }
 
-/// Decode one sync-flushed piece of `stream`, appending its text to `text`.
-fn decode_piece(
+/// Decode one sync-flushed piece of `stream` through `buffer`, handing the text to `out`.
+fn inflate_piece(
     stream: &mut flate2::Decompress,
     piece: &[u8],
-    text: &mut Vec<u8>,
+    buffer: &mut [u8],
+    mut out: impl FnMut(&[u8]),
 ) -> Result<(), std::io::Error> {
     let mut offset = 0;
     loop {
-        text.reserve(piece.len() * 4 + 4096);
-        let (in_before, out_before) = (stream.total_in(), text.len());
+        let (in_before, out_before) = (stream.total_in(), stream.total_out());
         stream
-            .decompress_vec(&piece[offset..], text, flate2::FlushDecompress::Sync)
+            .decompress(&piece[offset..], buffer, flate2::FlushDecompress::Sync)
             .map_err(std::io::Error::other)?;
         offset += (stream.total_in() - in_before) as usize;
-        // Done once all of the piece is in and the output did not fill up.
-        if offset >= piece.len() && text.len() < text.capacity() {
+        let produced = (stream.total_out() - out_before) as usize;
+        out(&buffer[..produced]);
+        // Done once all of the piece is in and the output did not fill the buffer.
+        if offset >= piece.len() && produced < buffer.len() {
             return Ok(());
         }
-        if stream.total_in() == in_before && text.len() == out_before {
+        if stream.total_in() == in_before && produced == 0 {
             return Err(std::io::Error::other("a stored piece ends in the middle"));
         }
     }
@@ -237,6 +259,38 @@ fn decode_piece(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_larger_than_the_inflate_buffer_are_checked_and_salvaged_whole() {
+        let mut segment = OpenSegment::default();
+        let texts: Vec<String> = (0..3)
+            .map(|p| {
+                (0..4000)
+                    .map(|i| format!("m,t=a v={}i {}\n", i * 7 + p, p * 4000 + i))
+                    .collect()
+            })
+            .collect();
+        assert!(texts[0].len() > 4 * CHUNK);
+        let mut stored: Vec<StoredPiece> = texts
+            .iter()
+            .map(|t| {
+                let piece = segment.append(t.as_bytes(), 4000, 0, 0).unwrap();
+                StoredPiece {
+                    data: piece.data,
+                    crc: piece.crc,
+                    lines: 4000,
+                }
+            })
+            .collect();
+        let pieces = || stored.iter().map(|p| (&p.data[..], p.crc));
+        assert_eq!(first_damage(pieces()), None);
+        stored[2].crc ^= 1;
+        let damage = first_damage(stored.iter().map(|p| (&p.data[..], p.crc)));
+        assert_eq!(damage.map(|d| d.piece), Some(2));
+        let kept = salvage(&stored);
+        assert_eq!(kept.text, texts[..2].concat().into_bytes());
+        assert_eq!(kept.lost_lines, 4000);
+    }
 
     #[test]
     fn every_piece_ends_with_the_empty_stored_block_of_a_sync_flush() {
