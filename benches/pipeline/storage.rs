@@ -36,7 +36,7 @@ struct Filled {
 
 pub fn queue_storage(report: &mut Report, work: &WorkDir, server: &FaultServer, hours: usize) {
     section(&format!(
-        "7. a reading's life in the queue ({hours} simulated hours of 8 sensors at 1 Hz through the recorder, then a full drain)"
+        "8. a reading's life in the queue ({hours} simulated hours of 8 sensors at 1 Hz through the recorder, then a full drain)"
     ));
     if disk_write_bytes().is_none() {
         report.info(
