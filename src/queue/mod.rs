@@ -210,12 +210,15 @@ impl Queue {
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        // Small pages: a commit of a few dozen readings rewrites a few 1 KiB pages instead of
-        // a few 4 KiB ones, which is most of the SD-card writes. A 128 KiB page cache per connection keeps RSS
-        // small. WAL lets the uploader read while the recorder writes; FULL makes each grouped
-        // commit durable, so the loss window on power cut is exactly the commit window.
+        // Small pages (for a new file; an existing one keeps its own): every commit appends a
+        // frame to the WAL for each page it changes (the header, the pieces' interior page,
+        // the counters, the new piece), and the page cache counts each 4 KiB it touches.
+        // 512-byte frames cover a commit's ~1 KiB piece and its bookkeeping in fewer of those
+        // than 1 KiB ones, and hold a piece as densely. A 128 KiB page cache per connection
+        // keeps RSS small. WAL lets the uploader read while the recorder writes; FULL makes
+        // each grouped commit durable, so the loss window on power cut is the commit window.
         conn.execute_batch(
-            "PRAGMA page_size = 1024;
+            "PRAGMA page_size = 512;
              PRAGMA cache_size = -128;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -289,13 +292,17 @@ impl Queue {
             .map_err(|e| self.err(e))
     }
 
-    /// Size the WAL to the budget: checkpoint at a quarter of `max_bytes` (at most the SQLite
-    /// default of 1000 pages) and truncate the WAL file back to that after checkpoints, so the
-    /// queue's files stay near `max_bytes` in total.
+    /// Size the WAL to the budget: checkpoint at a quarter of `max_bytes` (at most about 1 MiB,
+    /// SQLite's default of 1000 pages of 1 KiB) and truncate the WAL file back to that after
+    /// checkpoints, so the queue's files stay near `max_bytes` in total.
     pub fn set_budget(&mut self, max_bytes: u64) {
         self.budget = Some(max_bytes);
         let quarter = (max_bytes / 4).clamp(64 * 1024, 4 << 20);
-        let pages = (quarter / 1024).min(1000);
+        let page_size: u64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap_or(1024);
+        let pages = quarter.min(WAL_CHECKPOINT_BYTES) / page_size.max(512);
         let sql =
             format!("PRAGMA wal_autocheckpoint = {pages}; PRAGMA journal_size_limit = {quarter};");
         if let Err(e) = self.conn.execute_batch(&sql) {
@@ -504,6 +511,11 @@ impl Queue {
         result.map_err(|e| self.err(e))
     }
 }
+
+/// The WAL is copied into the database once it holds about this much: the pages a commit
+/// rewrites every time (the header, the pieces' interior page, the counters) reach the database
+/// file once per checkpoint, so rarer checkpoints write less.
+const WAL_CHECKPOINT_BYTES: u64 = 1000 * 1024;
 
 /// Below this much free space the queue's next commits are likely to fail with SQLITE_FULL.
 pub const DISK_NEARLY_FULL: u64 = 1 << 20;

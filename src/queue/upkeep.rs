@@ -4,8 +4,8 @@
 use super::Queue;
 
 /// Deleted rows between WAL checkpoints while a backlog drains: about 2,000 WAL pages of
-/// 1 KiB, so the WAL stays within its first 32 KiB of shared-memory index.
-pub const CHECKPOINT_ROWS: usize = 32 * 1024;
+/// 512 bytes, so the WAL stays within its first 32 KiB of shared-memory index.
+pub const CHECKPOINT_ROWS: usize = 16 * 1024;
 
 impl Queue {
     /// Count `deleted` rows and checkpoint the WAL once `CHECKPOINT_ROWS` have gone. Call it
