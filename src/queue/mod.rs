@@ -22,6 +22,7 @@ mod schema;
 pub mod segment;
 mod stats;
 mod take;
+mod totals;
 mod unpack;
 mod upkeep;
 
@@ -197,6 +198,7 @@ impl Queue {
                 Some(check),
             )));
         }
+        schema::rename_counter_table(&queue.conn).map_err(err)?;
         queue.conn.execute_batch(schema::SCHEMA).map_err(err)?;
         schema::add_missing_columns(&queue.conn).map_err(err)?;
         Ok(queue)
@@ -212,7 +214,7 @@ impl Queue {
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         // Small pages (for a new file; an existing one keeps its own): every commit appends a
         // frame to the WAL for each page it changes (the header, the pieces' interior page,
-        // the counters, the new piece), and the page cache counts each 4 KiB it touches.
+        // the new piece's leaf and overflow page), and the disk sees each 4 KiB it touches.
         // 512-byte frames cover a commit's ~1 KiB piece and its bookkeeping in fewer of those
         // than 1 KiB ones, and hold a piece as densely. A 128 KiB page cache per connection
         // keeps RSS small. WAL lets the uploader read while the recorder writes; FULL makes
@@ -281,33 +283,6 @@ impl Queue {
             .execute_batch("PRAGMA cache_size = -16;")
             .map_err(|e| queue.err(e))?;
         Ok(queue)
-    }
-
-    /// Copy what the WAL holds into the database file, without waiting for anyone. Done while
-    /// no read is open on this queue, it lets the next write start the WAL over from its
-    /// beginning; otherwise a reader that is always busy keeps it growing.
-    pub fn checkpoint(&mut self) -> Result<(), QueueError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(|e| self.err(e))
-    }
-
-    /// Size the WAL to the budget: checkpoint at a quarter of `max_bytes` (at most about 1 MiB,
-    /// SQLite's default of 1000 pages of 1 KiB) and truncate the WAL file back to that after
-    /// checkpoints, so the queue's files stay near `max_bytes` in total.
-    pub fn set_budget(&mut self, max_bytes: u64) {
-        self.budget = Some(max_bytes);
-        let quarter = (max_bytes / 4).clamp(64 * 1024, 4 << 20);
-        let page_size: u64 = self
-            .conn
-            .pragma_query_value(None, "page_size", |r| r.get(0))
-            .unwrap_or(1024);
-        let pages = quarter.min(WAL_CHECKPOINT_BYTES) / page_size.max(512);
-        let sql =
-            format!("PRAGMA wal_autocheckpoint = {pages}; PRAGMA journal_size_limit = {quarter};");
-        if let Err(e) = self.conn.execute_batch(&sql) {
-            log::warn!("queue {}: cannot size the WAL: {e}", self.path.display());
-        }
     }
 
     pub fn path(&self) -> &Path {
@@ -425,14 +400,12 @@ impl Queue {
         for (key, value) in commit.meta {
             set_meta(tx, key, value)?;
         }
-        let mut counters: Vec<(&str, i64)> = commit.counters.to_vec();
-        counters.push((
-            counter::SAMPLED,
-            (commit.trusted.len() + commit.held.len()) as i64,
-        ));
-        counters.push((counter::QUEUED, commit.trusted.len() as i64));
-        counters.push((counter::HELD, commit.held.len() as i64));
-        Ok(((), counters))
+        let stored = totals::Stored {
+            trusted: commit.trusted.len() as i64,
+            held: commit.held.len() as i64,
+        };
+        totals::record(tx, stored, commit.counters)?;
+        Ok(((), vec![]))
     }
 
     /// Add to counters outside any other write (sensor errors, recoveries).
@@ -504,18 +477,13 @@ impl Queue {
                 source: e,
             })?;
         let result = work(&tx).and_then(|(value, counters)| {
-            bump(&tx, &counters)?;
+            totals::bump(&tx, &counters)?;
             tx.commit()?;
             Ok(value)
         });
         result.map_err(|e| self.err(e))
     }
 }
-
-/// The WAL is copied into the database once it holds about this much: the pages a commit
-/// rewrites every time (the header, the pieces' interior page, the counters) reach the database
-/// file once per checkpoint, so rarer checkpoints write less.
-const WAL_CHECKPOINT_BYTES: u64 = 1000 * 1024;
 
 /// Below this much free space the queue's next commits are likely to fail with SQLITE_FULL.
 pub const DISK_NEARLY_FULL: u64 = 1 << 20;
@@ -534,18 +502,6 @@ fn delete_each(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
     let mut delete = conn.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
     for id in ids {
         delete.execute([id])?;
-    }
-    Ok(())
-}
-
-fn bump(conn: &Connection, counters: &[(&str, i64)]) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO counters(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-    )?;
-    for (name, delta) in counters {
-        if *delta != 0 {
-            stmt.execute(params![name, delta])?;
-        }
     }
     Ok(())
 }

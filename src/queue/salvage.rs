@@ -140,7 +140,7 @@ impl Queue {
                 if name == counter::QUEUED {
                     old_queued = Some(*value);
                 } else if name != counter::HELD {
-                    super::bump(tx, &[(name.as_str(), *value)])?;
+                    super::totals::bump(tx, &[(name.as_str(), *value)])?;
                 }
             }
             for (key, value) in &old_meta {
@@ -149,8 +149,9 @@ impl Queue {
                 }
             }
             let lost = old_queued.map_or(0, |q| (q - salvaged.readings).max(0));
+            super::totals::fold(tx)?;
             tx.execute(
-                "INSERT INTO counters(name, value) VALUES (?1, ?2), (?3, ?4)
+                "INSERT INTO counter_totals(name, value) VALUES (?1, ?2), (?3, ?4)
                  ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 rusqlite::params![
                     counter::QUEUED,

@@ -53,16 +53,35 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     at_trusted INTEGER NOT NULL DEFAULT 1  -- 0: at_ns is only a lower bound (clock not trusted)
 );
 -- Monotonic counters (sampled, uploaded, drops by reason, sensor errors); kept across restarts.
-CREATE TABLE IF NOT EXISTS counters (
+-- Readings stored since the totals were last written wait in the header's user_version (see
+-- `totals`); read the counters through the `counters` view, which adds them.
+CREATE TABLE IF NOT EXISTS counter_totals (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS counters AS
+    SELECT name, value + CASE WHEN name IN ('sampled', 'queued')
+                              THEN (SELECT user_version FROM pragma_user_version) ELSE 0 END
+           AS value
+    FROM counter_totals;
 -- Small facts: last upload result, last trusted time, boots seen.
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// Before `SCHEMA` runs on a file of an earlier release: its `counters` table becomes the
+/// totals (it had no pending readings), and `SCHEMA` then adds the view in its place.
+pub fn rename_counter_table(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let is_table = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'")?
+        .exists([])?;
+    if is_table {
+        conn.execute_batch("ALTER TABLE counters RENAME TO counter_totals")?;
+    }
+    Ok(())
+}
 
 /// Columns added after the first release, for queue files created before them.
 pub fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
