@@ -1,9 +1,11 @@
 //! What a reading costs the device over its whole life in the queue, within loose bounds (the
 //! exact figures belong to the benchmark): two simulated hours of 8 climate sensors at 1 Hz go
 //! through the real recorder at the default commit window, then the real uploader drains them
-//! all. Disk writes over fill and drain stay under 1 byte per line-protocol byte (the goal is
-//! 0.5), and the drain's CPU stays under 3 times what gzip alone costs on the same lines (the
-//! goal is 1.5), because the drain sends the segments compressed while sampling.
+//! all. Disk writes over fill and drain stay under 0.75 bytes per line-protocol byte (the goal,
+//! 0.5, is for the benchmark's device, whose longer lines carry the same bookkeeping per
+//! commit; about 0.6 here), and the drain's CPU stays under 3 times what gzip alone costs on
+//! the same lines (the goal is 1.5), because the drain sends the segments compressed while
+//! sampling.
 
 use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
 use fieldlink::config::series::SeriesPlan;
@@ -180,7 +182,7 @@ fn a_fill_and_a_full_drain_write_little_and_the_drain_costs_about_what_gzip_alon
         wire.load(Ordering::Relaxed) as f64 / readings as f64
     );
     assert!(
-        per_byte <= 1.0,
+        per_byte <= 0.75,
         "lifetime writes {per_byte:.3} B per line-protocol byte"
     );
     assert!(cpu_ratio <= 3.0, "drain CPU {cpu_ratio:.2}x gzip's");
