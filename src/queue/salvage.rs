@@ -78,7 +78,11 @@ impl Queue {
                 self.insert_rows(table, &rows)?;
             }
         }
-        let old_counters = read_pairs(&source, "SELECT name, value FROM counters");
+        // The view adds the readings pending in the header; without it, the totals at least.
+        let mut old_counters = read_pairs(&source, "SELECT name, value FROM counters");
+        if old_counters.is_empty() {
+            old_counters = read_pairs(&source, "SELECT name, value FROM counter_totals");
+        }
         let old_meta = read_pairs(&source, "SELECT key, value FROM meta");
         let salvaged = self.finish_salvage(old_counters, old_meta)?;
         // Pieces were copied as stored: a segment garbled or missing a piece keeps what

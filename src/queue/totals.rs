@@ -202,6 +202,27 @@ mod tests {
     }
 
     #[test]
+    fn a_salvage_carries_the_pending_readings_over_with_the_totals() {
+        let (dir, mut old) = queue_file();
+        let series = old.series_id("m").unwrap();
+        let readings: Vec<super::super::NewReading> = (0..10)
+            .map(|t| super::super::NewReading {
+                series,
+                time_ns: t,
+                fields: format!("v={t}i"),
+                class: super::super::Class::Routine,
+            })
+            .collect();
+        old.push(&readings, &[], &[]).unwrap();
+        assert_eq!(pending(old.conn()).unwrap(), 10);
+        drop(old);
+        let mut fresh = super::super::Queue::open(&dir.path().join("fresh.db")).unwrap();
+        fresh.salvage_from(&dir.path().join("q.db")).unwrap();
+        let c = fresh.counters().unwrap();
+        assert_eq!((c["sampled"], c["queued"]), (10, 10));
+    }
+
+    #[test]
     fn a_rolled_back_commit_leaves_nothing_pending() {
         let (_dir, mut q) = queue_file();
         let conn = q.conn();
