@@ -9,8 +9,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const PAGE: u64 = 1024;
-
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -49,13 +47,16 @@ fn garble_piece_pages(path: &Path) {
             |r| r.get(0),
         )
         .unwrap();
-    let pages = leaf_pages(&std::fs::read(path).unwrap(), root);
+    let size: u64 = conn
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .unwrap();
+    let pages = leaf_pages(&std::fs::read(path).unwrap(), size, root);
     assert!(pages.len() >= 4, "pieces on {} page(s)", pages.len());
     let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     for page in [pages[0], pages[pages.len() / 2]] {
         // Page numbers count from 1.
-        file.seek(SeekFrom::Start((page - 1) * PAGE)).unwrap();
-        file.write_all(&[0xFF; PAGE as usize]).unwrap();
+        file.seek(SeekFrom::Start((page - 1) * size)).unwrap();
+        file.write_all(&vec![0xFF; size as usize]).unwrap();
     }
     file.sync_all().unwrap();
 }
@@ -63,8 +64,8 @@ fn garble_piece_pages(path: &Path) {
 /// The leaf pages of the table b-tree rooted at `root`, left to right, read from the file's
 /// bytes (SQLite's file format: a page's first byte says interior 0x05 or leaf 0x0D; an
 /// interior page lists its children in 4-byte left pointers, then its right-most pointer).
-fn leaf_pages(file: &[u8], root: u64) -> Vec<u64> {
-    let page = |n: u64| &file[((n - 1) * PAGE) as usize..(n * PAGE) as usize];
+fn leaf_pages(file: &[u8], size: u64, root: u64) -> Vec<u64> {
+    let page = |n: u64| &file[((n - 1) * size) as usize..(n * size) as usize];
     let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64;
     let p = page(root);
     match p[0] {
@@ -80,7 +81,7 @@ fn leaf_pages(file: &[u8], root: u64) -> Vec<u64> {
             children.push(be32(&p[8..]));
             children
                 .into_iter()
-                .flat_map(|c| leaf_pages(file, c))
+                .flat_map(|c| leaf_pages(file, size, c))
                 .collect()
         }
         other => panic!("page {root} is not a table b-tree page ({other:#x})"),
