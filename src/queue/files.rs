@@ -112,6 +112,19 @@ pub(super) fn move_aside(path: &Path) -> Result<PathBuf, QueueError> {
     Ok(aside)
 }
 
+/// Below this much free space the queue's next commits are likely to fail with SQLITE_FULL.
+pub const DISK_NEARLY_FULL: u64 = 1 << 20;
+
+/// Free bytes (for an unprivileged writer) on the file system holding `path`, so `status` can
+/// say "disk full" even though the agent cannot write that down while it is full.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    crate::os::fs::available_bytes(dir).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

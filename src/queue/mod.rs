@@ -13,6 +13,7 @@ mod existing;
 mod files;
 pub mod gzip_member;
 mod held;
+mod meta;
 mod pieces;
 mod recovery;
 mod retention;
@@ -30,8 +31,9 @@ pub use acks::Run;
 pub use batch::{Batch, LineSink};
 pub use dead_letters::{split_line, DeadLetter, RecordedAt, Selection};
 pub use existing::Access;
-pub use files::{lock_path, take_writer_lock, WriterLock};
+pub use files::{free_bytes, lock_path, take_writer_lock, WriterLock, DISK_NEARLY_FULL};
 pub use held::Settled;
+use meta::set_meta;
 pub use pieces::Segments;
 pub use retention::{Enforced, Policy};
 pub use salvage::Salvaged;
@@ -413,17 +415,6 @@ impl Queue {
         self.write(|_| Ok(((), counters.to_vec())))
     }
 
-    pub fn meta(&self, key: &str) -> Result<Option<String>, QueueError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(e))
-    }
-
-    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), QueueError> {
-        set_meta(&self.conn, key, value).map_err(|e| self.err(e))
-    }
-
     /// The connection, for the modules that own other parts of the schema (retention, dead
     /// letters, held readings).
     #[cfg(test)]
@@ -485,33 +476,12 @@ impl Queue {
     }
 }
 
-/// Below this much free space the queue's next commits are likely to fail with SQLITE_FULL.
-pub const DISK_NEARLY_FULL: u64 = 1 << 20;
-
-/// Free bytes (for an unprivileged writer) on the file system holding `path`, so `status` can
-/// say "disk full" even though the agent cannot write that down while it is full.
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    crate::os::fs::available_bytes(dir).ok()
-}
-
 fn delete_each(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
     let mut delete = conn.prepare_cached("DELETE FROM readings WHERE id = ?1")?;
     for id in ids {
         delete.execute([id])?;
     }
     Ok(())
-}
-
-fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )
-    .map(|_| ())
 }
 
 fn is_corruption(err: &rusqlite::Error) -> bool {
