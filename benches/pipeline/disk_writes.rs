@@ -1,18 +1,14 @@
 //! Figure 4: bytes written to disk per line-protocol byte while recording at the default
 //! commit window.
 
-use crate::fleet::Fleet;
+use crate::fleet::{record_seconds, Fleet, Recorded};
 use crate::report::{section, Budget, Report};
 use crate::work_dir::WorkDir;
-use crate::{now_ns, MIB, SENSORS};
+use crate::{now_ns, MIB};
 use fieldlink::clock::{Clock, ManualClock, TimeKeeper};
 use fieldlink::config::QueueConfig;
-use fieldlink::line_protocol::{field_set, push_line};
 use fieldlink::queue::Queue;
-use fieldlink::reading::{Kind, Reading};
 use fieldlink::recorder::{disk_write_bytes, Recorder};
-use fieldlink::sampler::Message;
-use fieldlink::sensors::Sensor;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,32 +42,14 @@ pub fn disk_writes_per_byte(report: &mut Report, work: &WorkDir) {
     .expect("recorder");
     sync_disks();
     let before = disk_write_bytes().unwrap_or(0);
-    let mut lp_bytes = 0usize;
-    let mut line = Vec::with_capacity(512);
-    let mut readings = 0usize;
-    for second in 1..=SECONDS {
-        for sensor in 0..SENSORS {
-            let stamp = keeper.stamp();
-            let fields = fleet.climates[sensor].read().expect("simulated read");
-            if let (Some(set), _) = field_set(&fields) {
-                line.clear();
-                push_line(&mut line, &fleet.keys[sensor], &set, stamp.wall_ns);
-                lp_bytes += line.len() + 1; // one newline per line
-            }
-            recorder.accept(Message::Reading(Reading {
-                sensor,
-                kind: Kind::Routine,
-                fields,
-                stamp,
-            }));
-            readings += 1;
-        }
-        clock.advance(Duration::from_secs(1));
-        if second % commit_every == 0 {
-            recorder.commit();
-        }
-    }
-    recorder.commit();
+    let Recorded { readings, lp_bytes } = record_seconds(
+        &mut fleet,
+        &mut recorder,
+        &clock,
+        &keeper,
+        SECONDS,
+        commit_every,
+    );
     let depth = recorder.queue().stats().map(|s| s.depth).unwrap_or(-1);
     drop(recorder);
     sync_disks();

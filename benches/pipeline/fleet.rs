@@ -2,10 +2,13 @@
 //! byte.
 
 use crate::{SECOND_NS, SENSORS};
+use fieldlink::clock::{ManualClock, TimeKeeper};
 use fieldlink::config::series::{SeriesPlan, INTERNAL_MEASUREMENT};
-use fieldlink::line_protocol::{field_set, series_key};
+use fieldlink::line_protocol::{field_set, push_line, series_key};
 use fieldlink::queue::{Class, NewReading, Queue};
-use fieldlink::reading::Fields;
+use fieldlink::reading::{Fields, Kind, Reading};
+use fieldlink::recorder::Recorder;
+use fieldlink::sampler::Message;
 use fieldlink::sensors::simulated::SimulatedClimate;
 use fieldlink::sensors::Sensor;
 use std::collections::BTreeMap;
@@ -118,4 +121,48 @@ pub fn fill_queue(path: &Path, fleet: &mut Fleet, rows: usize, chunk: usize) -> 
         done += n;
     }
     started.elapsed()
+}
+
+/// What recording through the recorder took.
+pub struct Recorded {
+    pub readings: usize,
+    /// Bytes of line protocol of those readings, one newline per line.
+    pub lp_bytes: usize,
+}
+
+/// Feed `seconds` of the fleet (every sensor once a second) to `recorder`, advancing `clock`
+/// and committing every `commit_every` simulated seconds, then once more at the end.
+pub fn record_seconds(
+    fleet: &mut Fleet,
+    recorder: &mut Recorder,
+    clock: &ManualClock,
+    keeper: &TimeKeeper,
+    seconds: usize,
+    commit_every: usize,
+) -> Recorded {
+    let (mut lp_bytes, mut readings, mut line) = (0, 0, Vec::with_capacity(512));
+    for second in 1..=seconds {
+        for sensor in 0..SENSORS {
+            let stamp = keeper.stamp();
+            let fields = fleet.climates[sensor].read().expect("simulated read");
+            if let (Some(set), _) = field_set(&fields) {
+                line.clear();
+                push_line(&mut line, &fleet.keys[sensor], &set, stamp.wall_ns);
+                lp_bytes += line.len() + 1;
+            }
+            recorder.accept(Message::Reading(Reading {
+                sensor,
+                kind: Kind::Routine,
+                fields,
+                stamp,
+            }));
+            readings += 1;
+        }
+        clock.advance(Duration::from_secs(1));
+        if second % commit_every == 0 {
+            recorder.commit();
+        }
+    }
+    recorder.commit();
+    Recorded { readings, lp_bytes }
 }

@@ -1,4 +1,4 @@
-//! Figure 7: what the queue costs over a reading's whole life. The simulated device records
+//! Figure 8: what the queue costs over a reading's whole life. The simulated device records
 //! through the real recorder at the default commit window, then the real uploader drains it
 //! all to the loopback server: readings per MiB of queue, sampling CPU per simulated hour,
 //! disk writes over fill and drain per line-protocol byte, and wire bytes per reading.
@@ -6,19 +6,15 @@
 use crate::disk_writes::sync_disks;
 use crate::drain::upload_config;
 use crate::fault_server::FaultServer;
-use crate::fleet::Fleet;
+use crate::fleet::{record_seconds, Fleet, Recorded};
 use crate::received::Received;
 use crate::report::{section, Budget, Report};
 use crate::work_dir::WorkDir;
 use crate::{MIB, SENSORS};
 use fieldlink::clock::{build_time_ns, Clock, ManualClock, SystemClock, TimeKeeper};
 use fieldlink::config::QueueConfig;
-use fieldlink::line_protocol::{field_set, push_line};
 use fieldlink::queue::{Policy, Queue};
-use fieldlink::reading::{Kind, Reading};
 use fieldlink::recorder::{disk_write_bytes, Recorder};
-use fieldlink::sampler::Message;
-use fieldlink::sensors::Sensor;
 use fieldlink::upload::endpoint::Endpoint;
 use fieldlink::upload::transport::{HttpTransport, TlsOptions};
 use fieldlink::upload::{InfluxHttp, Step, Uploader};
@@ -138,30 +134,14 @@ fn fill_through_the_recorder(path: &std::path::Path, hours: usize) -> Filled {
     sync_disks();
     let before = disk_write_bytes().unwrap_or(0);
     let cpu_before = thread_cpu_s();
-    let (mut lp_bytes, mut readings, mut line) = (0, 0, Vec::with_capacity(512));
-    for second in 1..=seconds {
-        for sensor in 0..SENSORS {
-            let stamp = keeper.stamp();
-            let fields = fleet.climates[sensor].read().expect("simulated read");
-            if let (Some(set), _) = field_set(&fields) {
-                line.clear();
-                push_line(&mut line, &fleet.keys[sensor], &set, stamp.wall_ns);
-                lp_bytes += line.len() + 1;
-            }
-            recorder.accept(Message::Reading(Reading {
-                sensor,
-                kind: Kind::Routine,
-                fields,
-                stamp,
-            }));
-            readings += 1;
-        }
-        clock.advance(Duration::from_secs(1));
-        if second % commit_every == 0 {
-            recorder.commit();
-        }
-    }
-    recorder.commit();
+    let Recorded { readings, lp_bytes } = record_seconds(
+        &mut fleet,
+        &mut recorder,
+        &clock,
+        &keeper,
+        seconds,
+        commit_every,
+    );
     let cpu_s = thread_cpu_s() - cpu_before;
     let stats = recorder.queue().stats().expect("stats");
     assert_eq!(
