@@ -34,8 +34,11 @@ fn a_hundred_sensors_at_ten_milliseconds_lose_nothing_while_the_disk_has_room() 
     std::thread::sleep(Duration::from_secs(3));
     let peak_kib = peak_rss_kib(agent.pid());
     agent.terminate();
-    // About 7 MiB here; a window that held every reading would pass this within seconds.
-    assert!(peak_kib < 32 * 1024, "peak RSS {peak_kib} KiB");
+    // About 7 MiB natively; a window that held every reading would pass this within seconds.
+    // Under qemu the process is the emulator, whose own translated code and heap add about
+    // 25 MiB.
+    let bound_kib = if emulator::emulated() { 48 } else { 32 } * 1024;
+    assert!(peak_kib < bound_kib, "peak RSS {peak_kib} KiB");
     let counters = read_queue_counters(&site.queue);
     assert_eq!(
         counters.get("dropped.dropped_full").copied().unwrap_or(0),

@@ -7,6 +7,9 @@
 //! whitespace, e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu`), and every spawn goes
 //! through it. Unset or empty: the binary is started directly, as on a native build.
 
+// Each test binary that includes this module uses only what it needs.
+#![allow(dead_code)]
+
 use std::process::Command;
 
 /// The path of the `fieldlink` binary cargo built for these tests.
@@ -24,4 +27,10 @@ pub fn fieldlink_command() -> Command {
         }
         None => Command::new(FIELDLINK),
     }
+}
+
+/// Whether the binary runs under an emulator: its process is then the emulator's, whose own
+/// memory (translated code, its heap) counts in what `/proc` reports for it.
+pub fn emulated() -> bool {
+    std::env::var("FIELDLINK_RUNNER").is_ok_and(|runner| !runner.trim().is_empty())
 }
