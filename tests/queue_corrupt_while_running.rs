@@ -173,6 +173,9 @@ fn damaged_under_a_running_agent(name: &str, damage: fn(&Path)) {
 
     damage(&site.queue);
     let garbled_at = now_ns();
+    // Let every batch read before the damage meet one more refusal (the uploader retries a
+    // second later, reading again), so none sent from an undamaged read can be accepted.
+    std::thread::sleep(Duration::from_millis(2500));
     server.set_default(Script::ok());
     wait_until(
         Duration::from_secs(30),
