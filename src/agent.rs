@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock, TimeKeeper};
 use crate::config::Board;
 use crate::liveness::Liveness;
 use crate::os::signals::Request;
+use crate::queue::segment::SegmentBounds;
 use crate::queue::{Policy, Queue, QueueError};
 use crate::recorder::Recorder;
 use crate::sampler::{self, Slot};
@@ -63,6 +64,12 @@ pub fn open_queue(
 ) -> Result<(Queue, Arc<TimeKeeper>), AgentError> {
     let path = board.queue.resolved_path();
     let mut queue = Queue::open(&path)?;
+    if let Some(upload) = &board.upload {
+        queue.set_segment_bounds(SegmentBounds::for_batches(
+            upload.batch_lines,
+            upload.batch_bytes,
+        ));
+    }
     let last_trusted: i64 = queue
         .meta("last_trusted_ns")?
         .and_then(|v| v.parse().ok())

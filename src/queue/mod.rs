@@ -146,6 +146,8 @@ pub struct Queue {
     lazy: bool,
     /// The segment this connection's commits append routine readings to (the recorder's).
     open_segment: Option<segment::OpenSegment>,
+    /// Where the recorder's segments close (see [`Queue::set_segment_bounds`]).
+    segment_bounds: segment::SegmentBounds,
 }
 
 impl Queue {
@@ -245,6 +247,7 @@ impl Queue {
             file,
             lazy: false,
             open_segment: None,
+            segment_bounds: segment::SegmentBounds::default(),
         }
     }
 
@@ -356,8 +359,10 @@ impl Queue {
         self.guarded(|queue| {
             let mut open = queue.open_segment.take();
             let mut keys = std::mem::take(&mut queue.series_keys);
-            let written =
-                queue.write_unguarded(|tx| Self::store_commit(tx, commit, &mut open, &mut keys));
+            let bounds = queue.segment_bounds;
+            let written = queue.write_unguarded(|tx| {
+                Self::store_commit(tx, commit, (&mut open, bounds), &mut keys)
+            });
             queue.series_keys = keys;
             // A failed commit leaves the stream ahead of what is stored: start a fresh segment.
             if written.is_ok() {
@@ -372,14 +377,14 @@ impl Queue {
     fn store_commit<'c>(
         tx: &rusqlite::Transaction,
         commit: &Commit<'c>,
-        open: &mut Option<segment::OpenSegment>,
+        (open, bounds): (&mut Option<segment::OpenSegment>, segment::SegmentBounds),
         keys: &mut HashMap<i64, String>,
     ) -> rusqlite::Result<((), Vec<(&'c str, i64)>)> {
         let (routine, rows): (Vec<&NewReading>, Vec<&NewReading>) = commit
             .trusted
             .iter()
             .partition(|r| r.class == Class::Routine);
-        Self::store_routine(tx, open, keys, &routine)?;
+        Self::store_routine(tx, open, bounds, keys, &routine)?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO readings(series, time_ns, fields, event) VALUES (?1, ?2, ?3, ?4)",
         )?;

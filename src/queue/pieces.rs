@@ -9,7 +9,7 @@
 //! the recorder simply starts a new segment: every stored piece of the old one still decodes.
 
 use super::gzip_member::GzipMember;
-use super::segment::{self, OpenSegment, Piece};
+use super::segment::{self, OpenSegment, Piece, SegmentBounds};
 use super::{NewReading, Queue, QueueError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::hash_map::Entry;
@@ -66,12 +66,13 @@ impl Queue {
     pub(super) fn store_routine(
         tx: &Transaction,
         open: &mut Option<OpenSegment>,
+        bounds: SegmentBounds,
         keys: &mut HashMap<i64, String>,
         routine: &[&NewReading],
     ) -> rusqlite::Result<()> {
         let mut rest = routine;
         while !rest.is_empty() {
-            let segment = open_for_append(tx, open)?;
+            let segment = open_for_append(tx, open, bounds)?;
             let (room_lines, room_bytes) = segment.room();
             let mut text = Vec::with_capacity(rest.len().min(room_lines as usize) * 200);
             let (mut oldest, mut newest, mut taken) = (i64::MAX, i64::MIN, 0);
@@ -95,6 +96,12 @@ impl Queue {
             rest = &rest[taken as usize..];
         }
         Ok(())
+    }
+
+    /// Close segments at half a batch of the output's size, so batches send whole segments
+    /// (the default segments are for the default batch size).
+    pub fn set_segment_bounds(&mut self, bounds: SegmentBounds) {
+        self.segment_bounds = bounds;
     }
 
     /// Close the open segment, whoever holds it, so every piece stored so far can be sent and
@@ -199,6 +206,7 @@ impl Queue {
 fn open_for_append<'s>(
     tx: &Transaction,
     open: &'s mut Option<OpenSegment>,
+    bounds: SegmentBounds,
 ) -> rusqlite::Result<&'s mut OpenSegment> {
     let sealed = sealed_through(tx)?;
     let keep = open
@@ -210,9 +218,9 @@ fn open_for_append<'s>(
                 set_sealed_through(tx, last)?;
             }
         }
-        *open = Some(OpenSegment::default());
+        *open = Some(OpenSegment::new(bounds));
     }
-    Ok(open.get_or_insert_with(OpenSegment::default))
+    Ok(open.get_or_insert_with(|| OpenSegment::new(bounds)))
 }
 
 /// Segments being gathered into one batch.

@@ -59,8 +59,8 @@ impl Queue {
         self.take_over(fresh)
     }
 
-    /// Become `fresh`, keeping the old connection open and this one's series, budget and
-    /// durability setting; series ids stay the same in the fresh file.
+    /// Become `fresh`, keeping the old connection open and this one's series, budget, segment
+    /// bounds and durability setting; series ids stay the same in the fresh file.
     fn take_over(&mut self, mut fresh: Queue) -> Result<(), QueueError> {
         if let Some(max_bytes) = self.budget {
             fresh.set_budget(max_bytes);
@@ -69,6 +69,7 @@ impl Queue {
             fresh.commit_lazily();
         }
         fresh.series_keys = std::mem::take(&mut self.series_keys);
+        fresh.segment_bounds = self.segment_bounds;
         let old = std::mem::replace(self, fresh);
         KEPT_OPEN
             .lock()

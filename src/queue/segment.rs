@@ -17,6 +17,39 @@ pub const LEVEL: u32 = 9;
 pub const SEGMENT_RAW_BYTES: u64 = 480 * 1024;
 pub const SEGMENT_LINES: u64 = 2_500;
 
+/// Where segments close. A batch sends whole segments, and a segment larger than the batch
+/// size must be taken apart into rows to be sent, so with smaller batches than the default
+/// segments close at half a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentBounds {
+    pub lines: u64,
+    pub raw_bytes: u64,
+}
+
+impl Default for SegmentBounds {
+    fn default() -> Self {
+        SegmentBounds {
+            lines: SEGMENT_LINES,
+            raw_bytes: SEGMENT_RAW_BYTES,
+        }
+    }
+}
+
+impl SegmentBounds {
+    /// Bounds under which two segments fit a batch of `batch_lines` lines and `batch_bytes`
+    /// bytes of line protocol, never above the defaults.
+    pub fn for_batches(batch_lines: usize, batch_bytes: u64) -> SegmentBounds {
+        let default = SegmentBounds::default();
+        SegmentBounds {
+            lines: (batch_lines as u64 / 2).clamp(1, default.lines),
+            // Room for the line that crosses the mark (a line is far below 8 KiB).
+            raw_bytes: (batch_bytes / 2)
+                .saturating_sub(8 * 1024)
+                .clamp(1, default.raw_bytes),
+        }
+    }
+}
+
 /// The open end of one segment's deflate stream.
 pub struct PieceCompressor {
     stream: Compress,
@@ -61,6 +94,7 @@ pub struct Piece {
 /// The recorder's side of the open segment: its stream and how full it is.
 pub struct OpenSegment {
     compressor: PieceCompressor,
+    bounds: SegmentBounds,
     /// Row id of the segment's first piece, once stored.
     pub first_id: Option<i64>,
     /// Row id of its newest piece.
@@ -71,27 +105,32 @@ pub struct OpenSegment {
 
 impl Default for OpenSegment {
     fn default() -> Self {
+        OpenSegment::new(SegmentBounds::default())
+    }
+}
+
+impl OpenSegment {
+    pub fn new(bounds: SegmentBounds) -> OpenSegment {
         OpenSegment {
             compressor: PieceCompressor::new(LEVEL),
+            bounds,
             first_id: None,
             last_id: None,
             raw_len: 0,
             lines: 0,
         }
     }
-}
 
-impl OpenSegment {
     /// Whether the segment has reached its size and the next piece should start another.
     pub fn is_full(&self) -> bool {
-        self.raw_len >= SEGMENT_RAW_BYTES || self.lines >= SEGMENT_LINES
+        self.raw_len >= self.bounds.raw_bytes || self.lines >= self.bounds.lines
     }
 
     /// How many more lines and bytes of line protocol the segment takes before it is full.
     pub fn room(&self) -> (u64, u64) {
         (
-            SEGMENT_LINES.saturating_sub(self.lines),
-            SEGMENT_RAW_BYTES.saturating_sub(self.raw_len),
+            self.bounds.lines.saturating_sub(self.lines),
+            self.bounds.raw_bytes.saturating_sub(self.raw_len),
         )
     }
 

@@ -278,3 +278,23 @@ fn garbled_bytes_of_a_stored_piece_are_never_sent_the_file_is_salvaged_and_keeps
     assert_eq!(letter.reason, "corrupt");
     assert!(letter.line.contains("20 reading(s)"), "{}", letter.line);
 }
+
+#[test]
+fn segments_close_at_half_a_small_batch_so_a_batch_sends_whole_segments() {
+    use segment::SegmentBounds;
+    assert_eq!(
+        SegmentBounds::for_batches(5000, 1 << 20),
+        SegmentBounds::default(),
+        "the default batch keeps the default segments"
+    );
+    let (_dir, mut q) = temp_queue();
+    q.set_segment_bounds(SegmentBounds::for_batches(100, 1 << 20));
+    let s = q.series_id("m").unwrap();
+    for commit in 0..6 {
+        let rows: Vec<NewReading> = (0..30).map(|i| reading(s, commit * 30 + i)).collect();
+        q.push(&rows, &[], &[]).unwrap();
+    }
+    q.seal().unwrap();
+    let taken = q.next_segments(None, 100, 1 << 20).unwrap().unwrap();
+    assert_eq!(taken.lines, 100, "two segments of 50 lines");
+}
