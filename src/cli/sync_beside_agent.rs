@@ -22,18 +22,25 @@ pub fn sync_beside_agent(path: &Path, pid: Option<i32>, timeout: Duration) -> Re
     let agent = pid.map_or("the running agent".into(), |p| {
         format!("the running agent (pid {p})")
     });
-    let Some(last) = queue.last_id()? else {
+    let Some(mark) = queue.backlog_mark()? else {
         println!("queue drained: nothing waits; {agent} uploads readings as they come");
         return Ok(());
     };
-    let total = queue.count_through(last)?;
+    let total = queue.waiting_through(mark)?;
     let before = queue.counters()?;
     eprintln!("{agent} holds the queue: asking it to upload now; {total} reading(s) waiting");
     let deadline = Instant::now() + timeout;
     let mut progress = Progress::new(total);
     let mut asked: Option<Instant> = None;
+    let mut left = total;
+    let mut seen = before.clone();
     loop {
-        let left = queue.count_through(last)?;
+        // Counting the stored pieces reads their pages: only when the counters moved.
+        let now = queue.counters()?;
+        if now != seen {
+            left = queue.waiting_through(mark)?;
+            seen = now;
+        }
         progress.show(total - left);
         if left == 0 {
             break;

@@ -38,6 +38,7 @@ pub use pieces::Segments;
 pub use retention::{Enforced, Policy};
 pub use salvage::Salvaged;
 pub use stats::{counter, QueueStats};
+pub use take::BacklogMark;
 pub use unpack::{stored_count, stored_lines};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};

@@ -122,14 +122,34 @@ impl Queue {
             .map_err(|e| self.err(e))
     }
 
-    /// How many waiting readings have an id up to `last_id`: what is left of a backlog.
-    pub fn count_through(&self, last_id: i64) -> Result<i64, QueueError> {
+    /// Where the waiting readings end now (the newest row and the newest stored piece), so a
+    /// watcher can tell when what waits now has left; `None` when nothing waits.
+    pub fn backlog_mark(&self) -> Result<Option<BacklogMark>, QueueError> {
+        let rows = self.last_id()?;
+        let pieces = self.last_piece_id()?;
+        Ok((rows.is_some() || pieces.is_some()).then_some(BacklogMark {
+            rows: rows.unwrap_or(0),
+            pieces: pieces.unwrap_or(0),
+        }))
+    }
+
+    /// How many readings up to `mark` still wait: what is left of a backlog. (Segments taken
+    /// apart meanwhile become newer rows, past the mark.)
+    pub fn waiting_through(&self, mark: BacklogMark) -> Result<i64, QueueError> {
         self.conn
             .query_row(
-                "SELECT count(*) FROM readings WHERE id <= ?1",
-                [last_id],
+                "SELECT (SELECT count(*) FROM readings WHERE id <= ?1)
+                      + (SELECT coalesce(sum(lines), 0) FROM pieces WHERE id <= ?2)",
+                [mark.rows, mark.pieces],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
     }
+}
+
+/// The end of the readings waiting at some moment (see [`Queue::backlog_mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogMark {
+    rows: i64,
+    pieces: i64,
 }
