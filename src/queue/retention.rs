@@ -1,15 +1,20 @@
 //! Keeping the queue within its budget when the network is gone for longer than planned.
 //!
 //! The policy, in order: readings older than `max_age` expire. When the file's live bytes pass
-//! `max_bytes`: (a) the oldest routine readings are thinned: each `window` of a series becomes
-//! one aggregate reading with the names edge aggregates use (Telegraf basicstats:
-//! `<field>_mean`, `_min`, `_max`, `_count`, `_last`; a boolean's `_mean` is its share of true),
-//! so one query reads thinned history and edge aggregates alike; (b) when nothing is left to thin, the oldest routine readings and aggregates are
-//! dropped; (c) events (door, motion edges) go last. Every reading removed is counted by reason.
+//! `max_bytes`: (a) the oldest routine readings are thinned, whether they wait as rows or in
+//! compressed segments (by sampling time, not by where they are stored): each `window` of a
+//! series becomes one aggregate reading with the names edge aggregates use (Telegraf
+//! basicstats: `<field>_mean`, `_min`, `_max`, `_count`, `_last`; a boolean's `_mean` is its
+//! share of true), so one query reads thinned history and edge aggregates alike; (b) when
+//! nothing is left to thin, the oldest routine readings and aggregates are dropped; (c) events
+//! (door, motion edges) go last. Every reading removed is counted by reason.
+
+mod routine_windows;
 
 use super::{counter, Queue, QueueError};
 use crate::aggregate::BasicStats;
 use crate::line_protocol;
+use routine_windows::RoutineWindows;
 use rusqlite::params;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,8 +23,6 @@ use std::time::Duration;
 pub const ROUTINE: i64 = super::Class::Routine.column();
 pub const AGGREGATE: i64 = super::Class::Aggregate.column();
 
-/// How many rows one thinning pass looks at: bounds the work done at once.
-const THIN_SCAN: i64 = 100_000;
 const DROP_CHUNK: i64 = 2_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -66,28 +69,19 @@ impl Queue {
     /// `max_bytes` (so the next commits do not trigger another pass at once).
     fn make_room(&mut self, policy: &Policy, done: &mut Enforced) -> Result<(), QueueError> {
         let target = policy.max_bytes - policy.max_bytes / 10;
-        let window = policy.window.as_nanos().max(1) as i64;
+        let window = i64::try_from(policy.window.as_nanos())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let mut rows = RoutineWindows::scan(&self.conn, window).map_err(|e| self.err(e))?;
         let mut passes = 0;
         while self.live_bytes()? > target && passes < 10_000 {
             passes += 1;
-            // Thinning folds rows: first bring every reading of the oldest window into rows.
-            if self.unpack_for_thinning(self.oldest_routine_window_end(window)?)? {
-                continue;
-            }
-            let (removed, created) = self.thin_oldest_window(window)?;
-            if removed > 0 {
+            if let Some((removed, created)) = self.thin_oldest_window(&mut rows)? {
                 done.thinned += removed;
                 done.aggregates += created;
                 continue;
             }
-            let dropped = match self.drop_oldest(false)? {
-                0 => self.drop_oldest_segment()?,
-                n => n,
-            };
-            let dropped = match dropped {
-                0 => self.drop_oldest(true)?,
-                n => n,
-            };
+            let dropped = self.drop_oldest_first(rows.oldest())?;
             if dropped == 0 {
                 break;
             }
@@ -96,22 +90,35 @@ impl Queue {
         Ok(())
     }
 
-    /// The end of the window holding the oldest routine row, `None` when there is none.
-    fn oldest_routine_window_end(&self, window_ns: i64) -> Result<Option<i64>, QueueError> {
-        let t0: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT time_ns FROM readings WHERE event = ?1 ORDER BY id LIMIT 1",
-                [ROUTINE],
-                |r| r.get(0),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
-            .map_err(|e| self.err(e))?;
-        Ok(t0.map(|t| t - t.rem_euclid(window_ns) + window_ns))
+    /// Fold the oldest window of routine readings, rows or pieces, into one aggregate per
+    /// series: the segments reaching into that window are taken apart first, and only those,
+    /// so a pass never unpacks more than it thins. Returns (readings removed, aggregates
+    /// created), `None` when no window can be thinned: no routine reading waits, or they all
+    /// sit in the window still filling (a later pass would give it a second aggregate with the
+    /// same series and timestamp, and InfluxDB keeps only one of them).
+    fn thin_oldest_window(
+        &mut self,
+        rows: &mut RoutineWindows,
+    ) -> Result<Option<(usize, usize)>, QueueError> {
+        let head_piece = self.head_piece_ns()?.map(|t| rows.start_of(t));
+        let Some(start) = rows.oldest().into_iter().chain(head_piece).min() else {
+            return Ok(None);
+        };
+        let end = start.saturating_add(rows.window_ns());
+        let newer_row = rows.newest().is_some_and(|newest| newest > start);
+        let newer_piece = self.newest_piece_ns()?.is_some_and(|newest| newest >= end);
+        if !newer_row && !newer_piece {
+            return Ok(None);
+        }
+        for (first, last) in self.unpack_segments_before(end)? {
+            rows.add_rows(&self.conn, first, last)
+                .map_err(|e| self.err(e))?;
+        }
+        // Gone meanwhile (acknowledged, or lost to damage): the next pass looks again.
+        let Some(ids) = rows.take(start) else {
+            return Ok(Some((0, 0)));
+        };
+        self.fold_window(start, end, ids).map(Some)
     }
 
     /// Remove readings sampled before `cutoff_ns`, oldest first.
@@ -132,32 +139,29 @@ impl Queue {
         }
     }
 
-    /// Fold the routine readings of the oldest window into one aggregate per series.
-    /// Returns (readings removed, aggregates created).
-    fn thin_oldest_window(&mut self, window_ns: i64) -> Result<(usize, usize), QueueError> {
-        let newest_piece = self.newest_piece_ns()?.unwrap_or(i64::MIN);
+    /// Fold the routine rows of the window `start..end`, ids `first..=last`, into one
+    /// aggregate per series. Returns (readings removed, aggregates created).
+    fn fold_window(
+        &mut self,
+        start: i64,
+        end: i64,
+        (first, last): (i64, i64),
+    ) -> Result<(usize, usize), QueueError> {
         self.write(|tx| {
-            let Some((first_id, start, end)) = oldest_complete_window(tx, window_ns, newest_piece)?
-            else {
-                return Ok(((0, 0), vec![]));
-            };
             let mut groups: BTreeMap<i64, BasicStats> = BTreeMap::new();
             let mut ids = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
                     "SELECT id, series, fields FROM readings
-                     WHERE id >= ?1 AND id < ?2 AND event = ?3 AND time_ns >= ?4 AND time_ns < ?5",
+                     WHERE id BETWEEN ?1 AND ?2 AND event = ?3 AND time_ns >= ?4 AND time_ns < ?5",
                 )?;
-                let rows = stmt.query_map(
-                    params![first_id, first_id + THIN_SCAN, ROUTINE, start, end],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    },
-                )?;
+                let rows = stmt.query_map(params![first, last, ROUTINE, start, end], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
                 for row in rows {
                     let (id, series, fields) = row?;
                     let stats = groups.entry(series).or_default();
@@ -193,16 +197,42 @@ impl Queue {
         })
     }
 
-    /// Drop the oldest readings: routine ones and aggregates, or (when `events`) anything.
-    fn drop_oldest(&mut self, events: bool) -> Result<usize, QueueError> {
+    /// Drop what thinning cannot shrink, oldest first and events last: the rows older than
+    /// every routine reading (aggregates of thinned windows), then the oldest segment, then
+    /// the other routine rows and aggregates, then events. `oldest_routine_row` is the start
+    /// of the oldest window with routine rows. Returns how many readings were dropped.
+    fn drop_oldest_first(&mut self, oldest_routine_row: Option<i64>) -> Result<usize, QueueError> {
+        let head_piece = self.head_piece_ns()?;
+        let routine_from = oldest_routine_row.into_iter().chain(head_piece).min();
+        if let Some(from) = routine_from {
+            let n = self.drop_oldest_rows(false, from)?;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+        match self.drop_oldest_segment()? {
+            0 => {}
+            n => return Ok(n),
+        }
+        match self.drop_oldest_rows(false, i64::MAX)? {
+            0 => self.drop_oldest_rows(true, i64::MAX),
+            n => Ok(n),
+        }
+    }
+
+    /// Drop the oldest rows by id sampled before `before_ns`: routine ones and aggregates,
+    /// or (when `events`) anything.
+    fn drop_oldest_rows(&mut self, events: bool, before_ns: i64) -> Result<usize, QueueError> {
         let sql = if events {
-            "DELETE FROM readings WHERE id IN (SELECT id FROM readings ORDER BY id LIMIT ?1)"
+            "DELETE FROM readings WHERE id IN
+             (SELECT id FROM readings WHERE time_ns < ?2 ORDER BY id LIMIT ?1)"
         } else {
-            "DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE event != 1 ORDER BY id LIMIT ?1)"
             // 1: events
+            "DELETE FROM readings WHERE id IN
+             (SELECT id FROM readings WHERE event != 1 AND time_ns < ?2 ORDER BY id LIMIT ?1)"
         };
         self.write(|tx| {
-            let n = tx.execute(sql, [DROP_CHUNK])?;
+            let n = tx.execute(sql, [DROP_CHUNK, before_ns])?;
             Ok((
                 n,
                 vec![
@@ -214,49 +244,10 @@ impl Queue {
     }
 }
 
-/// The oldest window of routine rows that has ended (a newer routine row or piece exists), as
-/// (first row id, window start, window end). Never the window that is still filling: a later
-/// pass would give it a second aggregate with the same series and timestamp, and InfluxDB
-/// keeps only one of them.
-fn oldest_complete_window(
-    tx: &rusqlite::Transaction,
-    window_ns: i64,
-    newest_piece_ns: i64,
-) -> rusqlite::Result<Option<(i64, i64, i64)>> {
-    let first: Option<(i64, i64)> = tx
-        .query_row(
-            "SELECT id, time_ns FROM readings WHERE event = ?1 ORDER BY id LIMIT 1",
-            [ROUTINE],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map(Some)
-        .or_else(|e| {
-            if e == rusqlite::Error::QueryReturnedNoRows {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        })?;
-    let Some((first_id, t0)) = first else {
-        return Ok(None);
-    };
-    let start = t0 - t0.rem_euclid(window_ns);
-    let end = start + window_ns;
-    let newest: i64 = tx.query_row(
-        "SELECT time_ns FROM readings WHERE event = ?1 ORDER BY id DESC LIMIT 1",
-        [ROUTINE],
-        |r| r.get(0),
-    )?;
-    if newest.max(newest_piece_ns) < end {
-        return Ok(None);
-    }
-    Ok(Some((first_id, start, end)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{Class, NewReading};
+    use crate::queue::{Class, HeldReading, NewReading};
 
     const S: i64 = 1_000_000_000;
 
@@ -284,6 +275,119 @@ mod tests {
             }
         }
         q.push(&rows, &[], &[]).unwrap();
+    }
+
+    /// Routine readings newer than every segment, as rows: the held readings of a Pi that
+    /// rebooted without its clock, released once it synced.
+    fn release_newer_rows(q: &mut Queue, count: i64, at: i64) {
+        let series = q.series_id("m,sensor_id=a").unwrap();
+        let held: Vec<HeldReading> = (0..count)
+            .map(|n| HeldReading {
+                series,
+                boot: "b".into(),
+                mono_ns: n * S,
+                wall_ns: 0,
+                fields: format!("temperature={n}"),
+                class: Class::Routine,
+            })
+            .collect();
+        q.push(&[], &held, &[]).unwrap();
+        assert_eq!(q.release_held("b", at).unwrap(), count as usize);
+    }
+
+    fn count(q: &mut Queue, sql: &str) -> i64 {
+        q.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_full_queue_thins_old_segments_first_without_unpacking_the_backlog_when_newer_rows_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(&dir.path().join("q.db")).unwrap();
+        fill(&mut q, 20_000, 0);
+        release_newer_rows(&mut q, 10, 30_000 * S);
+        let before = q.stats().unwrap().bytes;
+        let pages_before = count(&mut q, "PRAGMA page_count");
+        let policy = Policy {
+            max_bytes: before * 3 / 4,
+            max_age: Duration::from_secs(1 << 40),
+            window: Duration::from_secs(300),
+        };
+        let done = q.enforce(&policy, 0).unwrap();
+        assert!(done.thinned > 0 && done.dropped_full == 0, "{done:?}");
+        assert!(q.stats().unwrap().bytes <= policy.max_bytes);
+        let routine_rows = count(&mut q, "SELECT count(*) FROM readings WHERE event = 0");
+        assert!(
+            routine_rows <= 2_500 + 10,
+            "at most one segment is taken apart beyond what is thinned: {routine_rows} rows"
+        );
+        assert_eq!(
+            count(
+                &mut q,
+                "SELECT count(*) FROM readings WHERE event = 0 AND time_ns >= 30000000000000"
+            ),
+            10,
+            "the newest readings stay"
+        );
+        assert_eq!(
+            count(
+                &mut q,
+                "SELECT count(*) FROM readings WHERE event = 2 AND time_ns = 0"
+            ),
+            2,
+            "the oldest window is thinned, one aggregate per series"
+        );
+        // The pages the file has, free ones too: what the card holds however far it grew. A
+        // segment taken apart takes a few hundred bytes of pages per reading at most.
+        let pages_after = count(&mut q, "PRAGMA page_count");
+        let page_size = count(&mut q, "PRAGMA page_size");
+        assert!(
+            (pages_after - pages_before) * page_size <= 2_500 * 128,
+            "the file grew from {pages_before} to {pages_after} pages"
+        );
+        let c = q.counters().unwrap();
+        assert_eq!(
+            c["sampled"] + c["aggregates"] - c["dropped.thinned"],
+            c["queued"]
+        );
+        assert_eq!(c["queued"], crate::queue::stored_count(q.conn()).unwrap());
+    }
+
+    #[test]
+    fn when_dropping_the_oldest_go_first_even_when_newer_rows_have_lower_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(&dir.path().join("q.db")).unwrap();
+        fill(&mut q, 20_000, 0);
+        release_newer_rows(&mut q, 10, 30_000 * S);
+        // Thinning everything but the newest window is not enough: the aggregates of the older
+        // windows go, though their ids are higher than the newest readings'.
+        let policy = Policy {
+            max_bytes: 32 * 1024,
+            max_age: Duration::from_secs(1 << 40),
+            window: Duration::from_secs(300),
+        };
+        let done = q.enforce(&policy, 0).unwrap();
+        assert!(done.dropped_full > 0, "{done:?}");
+        assert!(q.stats().unwrap().bytes <= policy.max_bytes);
+        assert_eq!(done.dropped_full, done.aggregates, "{done:?}");
+        assert_eq!(
+            count(
+                &mut q,
+                "SELECT count(*) FROM readings WHERE event = 0 AND time_ns >= 30000000000000"
+            ),
+            10,
+            "the newest readings stay"
+        );
+        assert_eq!(
+            count(&mut q, "SELECT count(*) FROM readings WHERE event = 1"),
+            20,
+            "events go last"
+        );
+        let c = q.counters().unwrap();
+        assert_eq!(
+            c["sampled"] + c["aggregates"] - c["dropped.thinned"] - c["dropped.dropped_full"],
+            c["queued"]
+        );
+        assert_eq!(c["queued"], crate::queue::stored_count(q.conn()).unwrap());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The retention policy's work on segments: whole segments expire or are dropped with one
 //! range delete; a segment is taken apart into rows only where a row must go on its own (the
-//! oldest segment when part of it expired, and the segments thinning folds into aggregates).
+//! oldest segment when part of it expired, and the segments reaching into the window thinning
+//! folds next, never more).
 //! The queue's own connection seals what it works on first, so no commit can append to a
 //! segment that is going away.
 
 use super::{counter, Queue, QueueError};
+use rusqlite::OptionalExtension;
 
 /// The oldest segment: its first and last piece, its readings and their time span.
 struct OldestSegment {
@@ -31,18 +33,18 @@ impl Queue {
         Ok(total)
     }
 
-    /// Make sure the oldest routine readings are rows thinning can fold: while no routine row
-    /// waits, or segments hold readings of the oldest row's window (ending at `window_end`,
-    /// from `oldest_row_window_end`), take the oldest segment apart. Returns whether it did.
-    pub(super) fn unpack_for_thinning(
+    /// Take apart, oldest first, every segment holding a reading from before `end_ns` (the
+    /// end of the window thinning folds next), so all of that window's readings are rows.
+    /// Segments that only hold newer readings stay compressed. Returns the runs of new rows.
+    pub(super) fn unpack_segments_before(
         &mut self,
-        oldest_row_window_end: Option<i64>,
-    ) -> Result<bool, QueueError> {
-        let reach = oldest_row_window_end.unwrap_or(i64::MAX);
-        let Some(oldest) = self.oldest_segment_before(reach)? else {
-            return Ok(false);
-        };
-        Ok(self.unpack(oldest.first, oldest.last)?.is_some())
+        end_ns: i64,
+    ) -> Result<Vec<(i64, i64)>, QueueError> {
+        let mut runs = Vec::new();
+        while let Some(oldest) = self.oldest_segment_before(end_ns)? {
+            runs.extend(self.unpack(oldest.first, oldest.last)?);
+        }
+        Ok(runs)
     }
 
     /// Drop the oldest segment, counted as `dropped_full`. Returns how many readings.
@@ -53,10 +55,20 @@ impl Queue {
         }
     }
 
-    /// The newest sampling time held in segments.
+    /// The oldest sampling time of the head piece (pieces are stored in sampling order).
+    pub(super) fn head_piece_ns(&self) -> Result<Option<i64>, QueueError> {
+        self.piece_time("SELECT oldest_ns FROM pieces ORDER BY id LIMIT 1")
+    }
+
+    /// The newest sampling time of the last piece stored.
     pub(super) fn newest_piece_ns(&self) -> Result<Option<i64>, QueueError> {
+        self.piece_time("SELECT newest_ns FROM pieces ORDER BY id DESC LIMIT 1")
+    }
+
+    fn piece_time(&self, sql: &str) -> Result<Option<i64>, QueueError> {
         self.conn
-            .query_row("SELECT max(newest_ns) FROM pieces", [], |r| r.get(0))
+            .query_row(sql, [], |r| r.get(0))
+            .optional()
             .map_err(|e| self.err(e))
     }
 
