@@ -100,6 +100,7 @@ impl Queue {
         &mut self,
         rows: &mut RoutineWindows,
     ) -> Result<Option<(usize, usize)>, QueueError> {
+        rows.catch_up(&self.conn).map_err(|e| self.err(e))?;
         let head_piece = self.head_piece_ns()?.map(|t| rows.start_of(t));
         let Some(start) = rows.oldest().into_iter().chain(head_piece).min() else {
             return Ok(None);
@@ -110,10 +111,8 @@ impl Queue {
         if !newer_row && !newer_piece {
             return Ok(None);
         }
-        for (first, last) in self.unpack_segments_before(end)? {
-            rows.add_rows(&self.conn, first, last)
-                .map_err(|e| self.err(e))?;
-        }
+        self.unpack_segments_before(end)?;
+        rows.catch_up(&self.conn).map_err(|e| self.err(e))?;
         // Gone meanwhile (acknowledged, or lost to damage): the next pass looks again.
         let Some(ids) = rows.take(start) else {
             return Ok(Some((0, 0)));

@@ -35,16 +35,12 @@ impl Queue {
 
     /// Take apart, oldest first, every segment holding a reading from before `end_ns` (the
     /// end of the window thinning folds next), so all of that window's readings are rows.
-    /// Segments that only hold newer readings stay compressed. Returns the runs of new rows.
-    pub(super) fn unpack_segments_before(
-        &mut self,
-        end_ns: i64,
-    ) -> Result<Vec<(i64, i64)>, QueueError> {
-        let mut runs = Vec::new();
+    /// Segments that only hold newer readings stay compressed.
+    pub(super) fn unpack_segments_before(&mut self, end_ns: i64) -> Result<(), QueueError> {
         while let Some(oldest) = self.oldest_segment_before(end_ns)? {
-            runs.extend(self.unpack(oldest.first, oldest.last)?);
+            self.unpack(oldest.first, oldest.last)?;
         }
-        Ok(runs)
+        Ok(())
     }
 
     /// Drop the oldest segment, counted as `dropped_full`. Returns how many readings.

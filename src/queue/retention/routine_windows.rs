@@ -1,7 +1,7 @@
 //! Where the routine rows sit, by thinning window. Rows have no index on time and their ids
 //! are not in time order (held readings released late, segments taken apart, dead letters
-//! retried), so one scan per enforcement finds them; taking segments apart and thinning keep
-//! the map up to date from then on, and every later step is a seek on an id range.
+//! retried), so one scan per enforcement finds them; from then on only rows with higher ids
+//! (new ones, whoever made them) are read, and every later step is a seek on an id range.
 
 use super::ROUTINE;
 use rusqlite::Connection;
@@ -11,6 +11,8 @@ pub(super) struct RoutineWindows {
     window_ns: i64,
     /// Window start -> the lowest and highest id of the routine rows in that window.
     windows: BTreeMap<i64, (i64, i64)>,
+    /// Every row up to this id has been looked at.
+    seen_through: i64,
 }
 
 impl RoutineWindows {
@@ -19,17 +21,23 @@ impl RoutineWindows {
         let mut found = RoutineWindows {
             window_ns,
             windows: BTreeMap::new(),
+            seen_through: i64::MIN,
         };
-        found.add_rows(conn, i64::MIN, i64::MAX)?;
+        found.catch_up(conn)?;
         Ok(found)
     }
 
-    /// Add the routine rows with ids `first..=last` (a run of rows just made).
-    pub fn add_rows(&mut self, conn: &Connection, first: i64, last: i64) -> rusqlite::Result<()> {
+    /// Add the routine rows stored since the last look (segments just taken apart, say).
+    pub fn catch_up(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let newest: Option<i64> =
+            conn.query_row("SELECT max(id) FROM readings", [], |r| r.get(0))?;
+        let Some(newest) = newest.filter(|&newest| newest > self.seen_through) else {
+            return Ok(());
+        };
         let mut stmt = conn.prepare_cached(
-            "SELECT id, time_ns FROM readings WHERE id BETWEEN ?1 AND ?2 AND event = ?3",
+            "SELECT id, time_ns FROM readings WHERE id > ?1 AND id <= ?2 AND event = ?3",
         )?;
-        let mut rows = stmt.query([first, last, ROUTINE])?;
+        let mut rows = stmt.query([self.seen_through, newest, ROUTINE])?;
         while let Some(row) = rows.next()? {
             let (id, time_ns): (i64, i64) = (row.get(0)?, row.get(1)?);
             let ids = self
@@ -38,6 +46,7 @@ impl RoutineWindows {
                 .or_insert((id, id));
             *ids = (ids.0.min(id), ids.1.max(id));
         }
+        self.seen_through = newest;
         Ok(())
     }
 
@@ -86,5 +95,12 @@ mod tests {
         assert_eq!(found.newest(), Some(600 * 1_000_000_000));
         assert_eq!(found.take(0), Some((2, 5)), "the rows at 10 s and 299 s");
         assert_eq!(found.take(0), None);
+        conn.execute(
+            "INSERT INTO readings(series, time_ns, fields, event) VALUES (1, 5, 'v=1', 0)",
+            [],
+        )
+        .unwrap();
+        found.catch_up(&conn).unwrap();
+        assert_eq!(found.take(0), Some((7, 7)), "a row stored since is found");
     }
 }
