@@ -5,7 +5,7 @@
 
 use fieldlink::clock::{build_time_ns, Clock, ManualClock, TimeKeeper};
 use fieldlink::config::UploadConfig;
-use fieldlink::queue::{Class, NewReading, Queue};
+use fieldlink::queue::{Access, Class, NewReading, Queue};
 use fieldlink::upload::endpoint::Endpoint;
 use fieldlink::upload::transport::{Reply, Transport, TransportError};
 use fieldlink::upload::{InfluxHttp, Step, Uploader};
@@ -190,4 +190,31 @@ fn a_queue_of_the_previous_release_is_migrated_without_losing_a_reading() {
         received, expected,
         "old rows first, then the new segments, each once"
     );
+}
+
+/// `sync` or `dead-letter` may open a previous release's file read-write before the upgraded
+/// agent does (after a package upgrade, say): that open migrates it as the agent would, and
+/// the agent then opens it as usual.
+#[test]
+fn a_command_that_opens_the_previous_release_queue_first_migrates_it_as_the_agent_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let old_lines = write_previous_release_queue(&path);
+
+    let mut by_command = Queue::open_existing(&path, Access::ReadWrite).unwrap();
+    by_command
+        .add_counters(&[("dropped.rejected", 1)])
+        .unwrap();
+    let counted = by_command.counters().unwrap();
+    assert_eq!(
+        (counted["queued"], counted["dropped.rejected"]),
+        (OLD_READINGS, 2),
+        "the command reads and writes the old totals: {counted:?}"
+    );
+    drop(by_command);
+
+    let queue = Queue::open(&path).unwrap();
+    assert_eq!(queue.waiting_lines().unwrap(), old_lines);
+    let c = queue.counters().unwrap();
+    assert_eq!((c["queued"], c["dropped.rejected"]), (OLD_READINGS, 2), "{c:?}");
 }

@@ -34,8 +34,8 @@ impl Queue {
         .map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         if access == Access::ReadWrite {
-            // A file of an older release gains the tables it lacks, as `open` would do.
-            conn.execute_batch(super::schema::SCHEMA).map_err(err)?;
+            // A file of an older release is migrated as `open` would do it.
+            super::schema::migrate(&conn).map_err(err)?;
         }
         Ok(Queue::on(conn, path, None))
     }

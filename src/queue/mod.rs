@@ -203,9 +203,7 @@ impl Queue {
                 Some(check),
             )));
         }
-        schema::rename_counter_table(&queue.conn).map_err(err)?;
-        queue.conn.execute_batch(schema::SCHEMA).map_err(err)?;
-        schema::add_missing_columns(&queue.conn).map_err(err)?;
+        schema::migrate(&queue.conn).map_err(err)?;
         Ok(queue)
     }
 

@@ -71,9 +71,26 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 ";
 
+/// Bring a file of any earlier release to this one's schema, in one write transaction, so two
+/// processes opening it at once (the agent and `sync`, say) cannot both migrate it.
+pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = rename_counter_table(conn)
+        .and_then(|()| conn.execute_batch(SCHEMA))
+        .and_then(|()| add_missing_columns(conn));
+    match migrated {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            // The error that matters is the migration's; a failed rollback adds nothing.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// Before `SCHEMA` runs on a file of an earlier release: its `counters` table becomes the
 /// totals (it had no pending readings), and `SCHEMA` then adds the view in its place.
-pub fn rename_counter_table(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+fn rename_counter_table(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     let is_table = conn
         .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'")?
         .exists([])?;
@@ -84,7 +101,7 @@ pub fn rename_counter_table(conn: &rusqlite::Connection) -> rusqlite::Result<()>
 }
 
 /// Columns added after the first release, for queue files created before them.
-pub fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     let has_at_trusted = conn
         .prepare("SELECT 1 FROM pragma_table_info('dead_letters') WHERE name = 'at_trusted'")?
         .exists([])?;
