@@ -78,10 +78,16 @@ impl Queue {
                 self.insert_rows(table, &rows)?;
             }
         }
-        // The view adds the readings pending in the header; without it, the totals at least.
+        // The view adds the readings pending in the header; without it, the totals plus what
+        // the header still says.
         let mut old_counters = read_pairs(&source, "SELECT name, value FROM counters");
         if old_counters.is_empty() {
-            old_counters = read_pairs(&source, "SELECT name, value FROM counter_totals");
+            old_counters = read_pairs(
+                &source,
+                "SELECT name, value + CASE WHEN name IN ('sampled', 'queued')
+                     THEN coalesce((SELECT user_version FROM pragma_user_version), 0) ELSE 0 END
+                 FROM counter_totals",
+            );
         }
         let old_meta = read_pairs(&source, "SELECT key, value FROM meta");
         let salvaged = self.finish_salvage(old_counters, old_meta)?;
