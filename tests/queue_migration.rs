@@ -202,9 +202,7 @@ fn a_command_that_opens_the_previous_release_queue_first_migrates_it_as_the_agen
     let old_lines = write_previous_release_queue(&path);
 
     let mut by_command = Queue::open_existing(&path, Access::ReadWrite).unwrap();
-    by_command
-        .add_counters(&[("dropped.rejected", 1)])
-        .unwrap();
+    by_command.add_counters(&[("dropped.rejected", 1)]).unwrap();
     let counted = by_command.counters().unwrap();
     assert_eq!(
         (counted["queued"], counted["dropped.rejected"]),
@@ -216,5 +214,9 @@ fn a_command_that_opens_the_previous_release_queue_first_migrates_it_as_the_agen
     let queue = Queue::open(&path).unwrap();
     assert_eq!(queue.waiting_lines().unwrap(), old_lines);
     let c = queue.counters().unwrap();
-    assert_eq!((c["queued"], c["dropped.rejected"]), (OLD_READINGS, 2), "{c:?}");
+    assert_eq!(
+        (c["queued"], c["dropped.rejected"]),
+        (OLD_READINGS, 2),
+        "{c:?}"
+    );
 }

@@ -79,9 +79,12 @@ impl Queue {
         };
         Ok(QueueStats {
             depth: c.get(counter::QUEUED).copied().unwrap_or(0),
-            // Rows and pieces each keep sampling order; the oldest is the older of their heads.
+            // Pieces keep sampling order, rows do not (see `readings_by_time`); the oldest is
+            // the older of the two.
             oldest_ns: [
-                one("SELECT time_ns FROM readings ORDER BY id LIMIT 1")?,
+                self.conn
+                    .query_row("SELECT min(time_ns) FROM readings", [], |r| r.get(0))
+                    .map_err(|e| self.err(e))?,
                 // A file of an older release, looked at read-only, has no `pieces` yet.
                 match self.has_pieces_table()? {
                     true => one("SELECT oldest_ns FROM pieces ORDER BY id LIMIT 1")?,

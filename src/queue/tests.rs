@@ -298,3 +298,17 @@ fn segments_close_at_half_a_small_batch_so_a_batch_sends_whole_segments() {
     let taken = q.next_segments(None, 100, 1 << 20).unwrap().unwrap();
     assert_eq!(taken.lines, 100, "two segments of 50 lines");
 }
+
+#[test]
+fn the_oldest_waiting_reading_is_found_by_time_whatever_order_the_rows_came_in() {
+    let (_dir, mut q) = temp_queue();
+    let s = q.series_id("m").unwrap();
+    let event = |t| NewReading {
+        class: Class::Event,
+        ..reading(s, t)
+    };
+    // A door event, then readings from before it (a released held reading, say).
+    q.push(&[event(100)], &[], &[]).unwrap();
+    q.push(&[event(50), reading(s, 70)], &[], &[]).unwrap();
+    assert_eq!(q.stats().unwrap().oldest_ns, Some(50));
+}
