@@ -31,16 +31,21 @@ pub fn pack_segments(
     max_bytes: usize,
     gzip: bool,
 ) -> Result<Option<Packed>, QueueError> {
-    let Some(segments) = queue.next_segments(after, max_lines, max_bytes)? else {
-        return Ok(None);
+    let segments = loop {
+        let Some(segments) = queue.next_segments(after, max_lines, max_bytes)? else {
+            return Ok(None);
+        };
+        let (first, last) = segments.run;
+        if segments.lines <= max_lines && segments.raw_len <= max_bytes {
+            break segments;
+        }
+        // Gone meanwhile (retention removed it): the next segment is taken instead, so a
+        // drain does not stop as if nothing waited.
+        if let Some((rows_from, _)) = queue.unpack(first, last)? {
+            return pack(queue, Some(rows_from - 1), max_lines, max_bytes, gzip);
+        }
     };
     let (first, last) = segments.run;
-    if segments.lines > max_lines || segments.raw_len > max_bytes {
-        return match queue.unpack(first, last)? {
-            Some((rows_from, _)) => pack(queue, Some(rows_from - 1), max_lines, max_bytes, gzip),
-            None => Ok(None),
-        };
-    }
     let body = if gzip {
         segments.gzip
     } else {
