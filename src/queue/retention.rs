@@ -126,9 +126,7 @@ impl Queue {
         loop {
             let n = self.write(|tx| {
                 let n = tx.execute(
-                    // By time (`readings_by_time`): rows are not in sampling order by id.
-                    "DELETE FROM readings WHERE id IN
-                         (SELECT id FROM readings WHERE time_ns < ?2 ORDER BY time_ns LIMIT ?1)",
+                    "DELETE FROM readings WHERE id IN (SELECT id FROM readings ORDER BY id LIMIT ?1) AND time_ns < ?2",
                     params![DROP_CHUNK, cutoff_ns],
                 )?;
                 Ok((

@@ -43,9 +43,6 @@ CREATE TABLE IF NOT EXISTS held (
     event   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS held_by_boot ON held(boot, mono_ns);
--- Rows are not in sampling order by id (events come as they happen, taken-apart segments and
--- released held readings after them): the oldest waiting row is found by time.
-CREATE INDEX IF NOT EXISTS readings_by_time ON readings(time_ns);
 -- Lines the server refused (or whose time cannot be known), with its reason and message.
 CREATE TABLE IF NOT EXISTS dead_letters (
     id      INTEGER PRIMARY KEY,

@@ -79,8 +79,9 @@ impl Queue {
         };
         Ok(QueueStats {
             depth: c.get(counter::QUEUED).copied().unwrap_or(0),
-            // Pieces keep sampling order, rows do not (see `readings_by_time`); the oldest is
-            // the older of the two.
+            // Pieces keep sampling order, rows do not (events come as they happen, released
+            // held readings and taken-apart segments after them): the oldest row is found by
+            // time. Rows are few now that routine readings are stored as pieces.
             oldest_ns: [
                 self.conn
                     .query_row("SELECT min(time_ns) FROM readings", [], |r| r.get(0))

@@ -159,32 +159,6 @@ fn old_readings_expire_and_are_counted() {
 }
 
 #[test]
-fn rows_past_their_age_expire_whatever_their_place_among_the_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut q = Queue::open(&dir.path().join("q.db")).unwrap();
-    let s = q.series_id("door,sensor_id=d").unwrap();
-    let event = |t: i64| NewReading {
-        series: s,
-        time_ns: t * S,
-        fields: "open=true".into(),
-        class: Class::Event,
-    };
-    // Many recent rows, then a few old ones stored after them (released held readings).
-    let recent: Vec<NewReading> = (0..3000).map(|t| event(1000 + t)).collect();
-    q.push(&recent, &[], &[]).unwrap();
-    let old: Vec<NewReading> = (0..10).map(event).collect();
-    q.push(&old, &[], &[]).unwrap();
-    let policy = Policy {
-        max_bytes: 1 << 30,
-        max_age: Duration::from_secs(500),
-        window: Duration::from_secs(10),
-    };
-    let done = q.enforce(&policy, 900 * S).unwrap();
-    assert_eq!(done.expired, 10);
-    assert_eq!(q.stats().unwrap().depth, 3000);
-}
-
-#[test]
 fn a_full_queue_thins_the_oldest_windows_into_aggregates_and_keeps_events() {
     let dir = tempfile::tempdir().unwrap();
     let mut q = Queue::open(&dir.path().join("q.db")).unwrap();
