@@ -53,7 +53,6 @@ impl Segments {
 /// One stored piece as read back.
 struct StoredPiece {
     id: i64,
-    first: bool,
     lines: usize,
     raw_len: usize,
     crc: u32,
@@ -159,23 +158,23 @@ impl Queue {
             )?;
             let mut rows = stmt.query(params![after.unwrap_or(i64::MIN), sealed])?;
             let mut taken = Taking::new(max_lines, max_bytes);
-            let mut current: Vec<StoredPiece> = Vec::new();
+            let mut runs = segment::SegmentRuns::default();
             while let Some(row) = rows.next()? {
                 let piece = StoredPiece {
                     id: row.get(0)?,
-                    first: row.get(1)?,
                     lines: row.get::<_, i64>(2)? as usize,
                     raw_len: row.get::<_, i64>(3)? as usize,
                     crc: row.get::<_, i64>(4)? as u32,
                     data: row.get(5)?,
                 };
-                if piece.first && !current.is_empty() && !taken.add(std::mem::take(&mut current))? {
-                    return Ok(taken.finish());
+                if let Some(whole) = runs.push(row.get(1)?, piece) {
+                    if !taken.add(whole)? {
+                        return Ok(taken.finish());
+                    }
                 }
-                current.push(piece);
             }
-            if !current.is_empty() {
-                taken.add(current)?;
+            if let Some(last) = runs.finish() {
+                taken.add(last)?;
             }
             Ok(taken.finish())
         };

@@ -168,6 +168,33 @@ pub fn decode(pieces: &[Vec<u8>]) -> Result<Vec<u8>, std::io::Error> {
     Ok(text)
 }
 
+/// Gathers pieces read in id order into their segments: a piece marked `first` starts one.
+pub struct SegmentRuns<T> {
+    current: Vec<T>,
+}
+
+impl<T> Default for SegmentRuns<T> {
+    fn default() -> Self {
+        SegmentRuns {
+            current: Vec::new(),
+        }
+    }
+}
+
+impl<T> SegmentRuns<T> {
+    /// Add the next piece; returns the segment before it when it starts a new one.
+    pub fn push(&mut self, first: bool, piece: T) -> Option<Vec<T>> {
+        let closed = (first && !self.current.is_empty()).then(|| std::mem::take(&mut self.current));
+        self.current.push(piece);
+        closed
+    }
+
+    /// The last segment, once every piece is in.
+    pub fn finish(self) -> Option<Vec<T>> {
+        (!self.current.is_empty()).then_some(self.current)
+    }
+}
+
 /// A stored piece with what the queue knows about its text.
 pub struct StoredPiece {
     pub data: Vec<u8>,

@@ -63,22 +63,21 @@ fn damaged_segments(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
     let mut stmt = conn.prepare("SELECT id, first, crc, data FROM pieces ORDER BY id")?;
     let mut rows = stmt.query([])?;
     let mut damaged = Vec::new();
-    let mut segment: Vec<(i64, u32, Vec<u8>)> = Vec::new();
-    let mut check = |segment: &mut Vec<(i64, u32, Vec<u8>)>| {
+    let mut check = |segment: Vec<(i64, u32, Vec<u8>)>| {
         let pieces = segment.iter().map(|(_, crc, data)| (&data[..], *crc));
         if segment::first_damage(pieces).is_some() {
             damaged.push((segment[0].0, segment[segment.len() - 1].0));
         }
-        segment.clear();
     };
+    let mut runs = segment::SegmentRuns::default();
     while let Some(row) = rows.next()? {
-        if row.get::<_, bool>(1)? && !segment.is_empty() {
-            check(&mut segment);
+        let piece = (row.get(0)?, row.get::<_, i64>(2)? as u32, row.get(3)?);
+        if let Some(whole) = runs.push(row.get(1)?, piece) {
+            check(whole);
         }
-        segment.push((row.get(0)?, row.get::<_, i64>(2)? as u32, row.get(3)?));
     }
-    if !segment.is_empty() {
-        check(&mut segment);
+    if let Some(last) = runs.finish() {
+        check(last);
     }
     Ok(damaged)
 }
@@ -109,20 +108,20 @@ pub fn stored_lines(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     }
     let mut pieces = conn.prepare("SELECT first, data FROM pieces ORDER BY id")?;
     let mut pieces = pieces.query([])?;
-    let mut segment: Vec<Vec<u8>> = Vec::new();
-    let decode_into = |segment: &mut Vec<Vec<u8>>, lines: &mut Vec<String>| {
-        let text = segment::decode(segment).map_err(segment::corrupt)?;
+    let decode_into = |segment: Vec<Vec<u8>>, lines: &mut Vec<String>| {
+        let text = segment::decode(&segment).map_err(segment::corrupt)?;
         lines.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
-        segment.clear();
         Ok::<(), rusqlite::Error>(())
     };
+    let mut runs = segment::SegmentRuns::default();
     while let Some(row) = pieces.next()? {
-        if row.get::<_, bool>(0)? && !segment.is_empty() {
-            decode_into(&mut segment, &mut lines)?;
+        if let Some(whole) = runs.push(row.get(0)?, row.get(1)?) {
+            decode_into(whole, &mut lines)?;
         }
-        segment.push(row.get(1)?);
     }
-    decode_into(&mut segment, &mut lines)?;
+    if let Some(last) = runs.finish() {
+        decode_into(last, &mut lines)?;
+    }
     Ok(lines)
 }
 
@@ -143,6 +142,12 @@ pub(super) struct Unpacked {
     pub lost: u64,
 }
 
+/// A segment's pieces with the id of its first piece.
+fn with_first_id(pieces: Vec<(i64, segment::StoredPiece)>) -> (i64, Vec<segment::StoredPiece>) {
+    let first = pieces.first().map_or(0, |(id, _)| *id);
+    (first, pieces.into_iter().map(|(_, piece)| piece).collect())
+}
+
 /// Inside a write transaction: decode the segments of pieces `first..=last`, insert their
 /// lines as routine rows and delete the pieces. A damaged segment keeps the lines before the
 /// damage; the rest are counted lost and noted as one dead letter, so the queue heals.
@@ -153,17 +158,19 @@ pub(super) fn unpack_in(tx: &Transaction, first: i64, last: i64) -> rusqlite::Re
             "SELECT id, first, data, crc, lines FROM pieces WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
         )?;
         let mut rows = stmt.query([first, last])?;
+        let mut runs = segment::SegmentRuns::default();
         while let Some(row) = rows.next()? {
-            let piece = segment::StoredPiece {
-                data: row.get(2)?,
-                crc: row.get::<_, i64>(3)? as u32,
-                lines: row.get::<_, i64>(4)? as u64,
-            };
-            match segments.last_mut() {
-                Some((_, pieces)) if !row.get::<_, bool>(1)? => pieces.push(piece),
-                _ => segments.push((row.get(0)?, vec![piece])),
-            }
+            let piece = (
+                row.get::<_, i64>(0)?,
+                segment::StoredPiece {
+                    data: row.get(2)?,
+                    crc: row.get::<_, i64>(3)? as u32,
+                    lines: row.get::<_, i64>(4)? as u64,
+                },
+            );
+            segments.extend(runs.push(row.get(1)?, piece).map(with_first_id));
         }
+        segments.extend(runs.finish().map(with_first_id));
     }
     let mut done = Unpacked::default();
     let mut series: HashMap<String, i64> = HashMap::new();
